@@ -1,0 +1,37 @@
+"""A trained model directory that loads without params.yaml: weights plus everything around them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .io import atomic_path, write_json
+from .models import build_model
+
+WEIGHTS_FILE, CARD_FILE = "model.pt", "model.json"
+
+
+def save_checkpoint(model_dir: str | Path, state_dict: dict, card: dict) -> None:
+    """`card` holds arch, model options, labels, feature recipe, input shape and standardization."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
+        torch.save({"card": card, "state_dict": state_dict}, tmp)
+    write_json(model_dir / CARD_FILE, {k: v for k, v in card.items() if k != "standardization"})
+
+
+def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    path = Path(model_dir) / WEIGHTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained model here (run `dvc repro` first)")
+    saved = torch.load(path, map_location=device, weights_only=False)
+    card = saved["card"]
+    model = build_model(card["arch"], card["input_shape"], len(card["labels"]), **card["model_options"])
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), card
+
+
+def card_summary(card: dict) -> str:
+    return json.dumps({k: card[k] for k in ("arch", "labels", "feature_recipe")}, indent=2)

@@ -1,0 +1,94 @@
+"""The recipe interface and the cache runner (NPY memmap + Parquet index)."""
+
+from __future__ import annotations
+
+import json
+import os
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..audio import load_audio
+from ..io import atomic_path
+
+ARRAY_FILE, INDEX_FILE, RECIPE_FILE = "features.npy", "index.parquet", "recipe.json"
+
+
+class FeatureRecipe:
+    """One signal in, one fixed-shape array out. Subclasses set `shape` and `dtype`."""
+
+    name: str = ""
+    dtype = np.float16
+    # Recipes that use all cores themselves (a CTranslate2 model) run in one process.
+    parallel = True
+
+    def __init__(self, sample_rate: int, **options):
+        self.sample_rate = sample_rate
+        self.options = options
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def extract(self, signal: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """What is needed to rebuild this recipe with `make_recipe` (stored with the model)."""
+        return {"recipe": self.name, **self.options}
+
+
+_worker_recipe: FeatureRecipe | None = None
+
+
+def _init_worker(recipe: FeatureRecipe) -> None:
+    global _worker_recipe
+    _worker_recipe = recipe
+
+
+def _extract_file(path) -> np.ndarray:
+    return _worker_recipe.extract(load_audio(path, _worker_recipe.sample_rate))
+
+
+def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: str | Path,
+                          workers: int | None = None, progress: bool = True) -> None:
+    """Extract features for every row of `items` (columns clip_id, copy, path) into `out_dir`.
+
+    Rows are written straight into a float16/float32 memmap as they arrive, so
+    memory stays at one batch of work whatever the corpus size.
+    """
+    workers = workers or os.cpu_count() or 1
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        array = np.lib.format.open_memmap(tmp / ARRAY_FILE, mode="w+", dtype=recipe.dtype,
+                                          shape=(len(items), *recipe.shape))
+        paths = list(items["path"])
+        bar = tqdm(total=len(paths), desc=f"features ({recipe.name})", unit="clip", disable=not progress)
+        if recipe.parallel and workers > 1:
+            with Pool(workers, initializer=_init_worker, initargs=(recipe,)) as pool:
+                for row, features in enumerate(pool.imap(_extract_file, paths, chunksize=8)):
+                    array[row] = features
+                    bar.update()
+        else:
+            _init_worker(recipe)
+            for row, path in enumerate(paths):
+                array[row] = _extract_file(path)
+                bar.update()
+        bar.close()
+        array.flush()
+        del array
+        items[["clip_id", "copy"]].to_parquet(tmp / INDEX_FILE, index=False)
+        (tmp / RECIPE_FILE).write_text(json.dumps({**recipe.config(), "sample_rate": recipe.sample_rate,
+                                                   "shape": list(recipe.shape)}, indent=2) + "\n")
+
+
+def load_feature_cache(cache_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """(features memmap, index with clip_id/copy per row, recipe config)."""
+    cache_dir = Path(cache_dir)
+    array = np.load(cache_dir / ARRAY_FILE, mmap_mode="r")
+    index = pd.read_parquet(cache_dir / INDEX_FILE)
+    recipe = json.loads((cache_dir / RECIPE_FILE).read_text())
+    return array, index, recipe

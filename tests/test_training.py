@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ser.checkpoint import load_checkpoint, save_checkpoint
+from ser.corpus import EMOTIONS, make_name, parse_name
+from ser.split import assign_partitions
+from ser.training import Batches, fit_standardization, predict_logits, train_model
+
+RECIPE = {"model": {"hidden": [32], "dropout": 0.1},
+          "train": {"epochs": 6, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
+                    "label_smoothing": 0.1, "class_weights": "balanced", "scheduler": "plateau",
+                    "plateau_patience": 1, "plateau_factor": 0.5}}
+
+
+def toy_data(width=16):
+    """Clips of 6 actors x 8 emotions x 2 statements; each emotion a cluster; 2 copies per clip."""
+    names = [make_name(1, e, 1, s, 1, a) for a in range(1, 7) for e in range(1, 9) for s in (1, 2)]
+    manifest = pd.DataFrame([parse_name(n).__dict__ for n in names])
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, size=(8, width))
+    rows, features = [], []
+    for clip in manifest.itertuples():
+        for copy in range(3):
+            rows.append((clip.clip_id, copy))
+            features.append(centers[EMOTIONS.index(clip.emotion)] + rng.normal(0, 1, width))
+    index = pd.DataFrame(rows, columns=["clip_id", "copy"])
+    return manifest, index, np.asarray(features, dtype=np.float32) * 5 + 2
+
+
+def test_training_is_deterministic_and_learns():
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    state1, card1 = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                                device=torch.device("cpu"), progress=False)
+    state2, card2 = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                                device=torch.device("cpu"), progress=False)
+    for key in state1:
+        torch.testing.assert_close(state1[key], state2[key], rtol=0, atol=0)
+    assert card1["best_validation_accuracy"] == card2["best_validation_accuracy"] >= 0.8
+    assert card1["epochs_run"] == 6 and 1 <= card1["best_epoch"] <= 6
+    assert card1["train_rows"] == 3 * card1["train_clips"]
+    state3, _ = train_model("whisper_mlp", RECIPE, features, index, split, seed=4, batch_size=16,
+                            device=torch.device("cpu"), progress=False)
+    assert any(not torch.equal(state1[k], state3[k]) for k in state1)
+
+
+def test_early_stopping_stops():
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", seed=1)
+    recipe = {**RECIPE, "train": {**RECIPE["train"], "epochs": 50, "early_stopping_patience": 2,
+                                  "scheduler": "none", "lr": 1e-9}}
+    _, card = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
+                          device=torch.device("cpu"), progress=False)
+    assert card["epochs_run"] == card["best_epoch"] + 2 < 50
+
+
+def test_standardization_uses_training_rows_only():
+    features = np.zeros((4, 2, 3), dtype=np.float32)
+    features[:2, 0] = 1.0       # training rows: channel 0 all ones
+    features[2:] = 100.0        # held-out rows must not shift the statistics
+    stats = fit_standardization(features, np.array([0, 1]))
+    assert stats["mean"] == pytest.approx([1.0, 0.0])
+
+
+def test_checkpoint_reloads_without_params(tmp_path):
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", seed=1)
+    state, card = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                              device=torch.device("cpu"), progress=False)
+    card["feature_recipe"] = {"recipe": "whisper_embedding", "model": "x", "sample_rate": 16000}
+    save_checkpoint(tmp_path, state, card)
+    model, loaded = load_checkpoint(tmp_path)
+    assert loaded["arch"] == "whisper_mlp" and loaded["labels"] == list(EMOTIONS)
+    assert loaded["feature_recipe"]["recipe"] == "whisper_embedding"
+    batch = Batches(torch.from_numpy(features[:10]), torch.zeros(10, dtype=torch.long))
+    from ser.models import build_model
+    fresh = build_model("whisper_mlp", (16,), 8, **RECIPE["model"])
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(predict_logits(model, batch, loaded["standardization"], "cpu"),
+                               predict_logits(fresh.eval(), batch, card["standardization"], "cpu"))
+    with pytest.raises(FileNotFoundError, match="dvc repro"):
+        load_checkpoint(tmp_path / "nothing")
