@@ -1,5 +1,7 @@
 """Stage train: fit the selected arch; best checkpoint to models/, curves to reports/train/ (DVCLive)."""
 
+import time
+
 import pandas as pd
 import torch
 from dvclive import Live
@@ -20,9 +22,19 @@ def main():
     features, index, recipe = load_feature_cache("data/features")
     assignments = pd.read_parquet("data/split.parquet")
     device = pick_device(options["device"])
-    with Live("reports/train", dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    try:
+        live = Live("reports/train", dvcyaml=None, save_dvc_exp=False, report=None)
+    except Exception as error:  # dvclive 3.49 reads HEAD before checking that a commit exists
+        if "Empty git repo" in str(error):
+            raise RuntimeError("DVCLive needs a git repository with at least one commit: "
+                               "`git add -A && git commit` first") from None
+        raise
+    with live:
+        started = time.perf_counter()
         state, card = train_model(arch, arch_params, features, index, assignments, seed=options["seed"],
                                   batch_size=options["batch_size"], device=device, logger=live)
+        # Timing goes to the metrics, not the model card, so models/ is identical run to run.
+        live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
     card["feature_recipe"] = recipe
     card["split"] = {k: params["split"][k] for k in ("protocol", "subset")}
     save_checkpoint("models", state, card)

@@ -48,6 +48,8 @@ def repo(tmp_path_factory):
                GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1")
     run(["git", "init", "-q"], repo, env)
     run(["dvc", "init", "-q"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-q", "-m", "pipeline"], repo, env)
     return repo, env
 
 
@@ -87,10 +89,27 @@ def test_train_param_reruns_train_and_evaluate_only(repo):
     assert json.loads((repo / "reports/metrics.json").read_text()) == first
 
 
-def test_experiment_switches_arch_and_its_recipe(repo):
+def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     repo, env = repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-q", "-m", "baseline"], repo, env)
+    check = [sys.executable, "-m", "ser.drift", "--tolerance", "0.005"]
+    assert "within 0.005" in run(check, repo, env)
+    params_text = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(params_text)
+    params["archs"]["whisper_mlp"]["train"]["lr"] = 1e-9      # a model that cannot learn
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], repo, env)
+    failed = subprocess.run(check, cwd=repo, env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "drift: reports/metrics.json: accuracy moved" in failed.stderr
+    assert "accuracy" in failed.stdout  # DVC's diff table is printed
+    (repo / "params.yaml").write_text(params_text)
+    run(["dvc", "repro"], repo, env)
+    assert "within 0.005" in run(check, repo, env)
+
+
+def test_experiment_switches_arch_and_its_recipe(repo):
+    repo, env = repo
     output = run(["dvc", "exp", "run", "-S", "model.arch=cnn_gru_attn"], repo, env)
     assert stages_run(output) == ["features", "train", "evaluate"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())

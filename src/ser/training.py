@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +162,6 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     generator = torch.Generator().manual_seed(seed)
 
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
-    started = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=f"train ({arch})", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
@@ -213,7 +211,6 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         "train_clips": int(len(set(index["clip_id"].iloc[rows["train"]]))),
         "train_rows": int(len(rows["train"])),
         "validation_clips": int(len(rows["validation"])),
-        "train_seconds": round(time.perf_counter() - started, 1),
         "torch_version": torch.__version__,
     }
     return best["state"], card
