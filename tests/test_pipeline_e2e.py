@@ -73,6 +73,13 @@ def test_repro_runs_every_stage_then_nothing(repo):
 
     assert stages_run(run(["dvc", "repro"], repo, env)) == []
 
+    # The trained model serves new recordings through the installed console command.
+    clips = sorted((repo.parent / "mirror").rglob("*.flac"))[:2]
+    output = run(["ser", "predict", *map(str, clips), "--model", "models"], repo, env)
+    lines = [line.split("\t") for line in output.splitlines() if line.endswith(tuple("0123456789"))]
+    assert [Path(line[0]).name for line in lines] == [c.name for c in clips]
+    assert all(line[1] in card["labels"] for line in lines)
+
 
 def test_train_param_reruns_train_and_evaluate_only(repo):
     repo, env = repo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -31,7 +30,3 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.n
     model = build_model(card["arch"], card["input_shape"], len(card["labels"]), **card["model_options"])
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), card
-
-
-def card_summary(card: dict) -> str:
-    return json.dumps({k: card[k] for k in ("arch", "labels", "feature_recipe")}, indent=2)

@@ -12,7 +12,6 @@ from sklearn.model_selection import train_test_split
 
 PROTOCOLS = ("random", "actor_holdout")
 SUBSETS = ("all", "speech", "song")
-PARTITIONS = ("train", "validation", "test")
 
 
 def select_subset(manifest: pd.DataFrame, subset: str) -> pd.DataFrame:

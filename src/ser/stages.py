@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 
 def run_stage(main) -> None:
-    """Call `main()`; on a known kind of failure print one clear line and exit 1."""
-    from .audio import BadAudio
-    from .manifest import BadCorpus
+    """Call `main()`; on a known kind of failure print one clear line and exit 1.
 
+    Bad input (BadAudio, BadCorpus: ValueErrors) and download failures
+    (DownloadError: a RuntimeError) carry messages that name the file and the fix.
+    """
     try:
         main()
-    except (BadCorpus, BadAudio, KeyError, ValueError, FileNotFoundError, RuntimeError) as error:
-        if "SER_TRACEBACK" in __import__("os").environ:
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as error:
+        if "SER_TRACEBACK" in os.environ:  # for debugging a stage
             traceback.print_exc()
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)

@@ -1,0 +1,77 @@
+"""The `ser` console command.
+
+    ser predict PATH... [--model models] [--json] [--csv FILE]
+
+Each PATH is an audio file, or a folder whose audio files are all predicted
+(and then written to a CSV, `predictions.csv` unless --csv names another).
+Exit status: 0 when every file was predicted, 1 when any could not be, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_path
+
+
+def _predict(args) -> int:
+    from .predict import Predictor, audio_files
+
+    files, any_folder = [], False
+    for name in args.paths:
+        path = Path(name)
+        if path.is_dir():
+            any_folder = True
+            found = audio_files(path)
+            if not found:
+                print(f"error: {path}: no audio files in this folder", file=sys.stderr)
+            files.extend(found)
+        else:
+            files.append(path)
+    try:
+        predictor = Predictor(args.model, device=args.device, window_seconds=args.window)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    results = [predictor.predict_file(path) for path in files]
+    for result in results:
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+        elif not args.json:
+            ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
+            print(f"{result.path}\t{result.emotion}\t" + " ".join(f"{k}={v:.3f}" for k, v in ranked))
+    if args.json:
+        print(json.dumps([vars(r) for r in results], indent=2))
+    csv_path = args.csv or ("predictions.csv" if any_folder else None)
+    if csv_path:
+        rows = [{"path": r.path, "emotion": r.emotion, **r.probabilities, "windows": r.windows, "error": r.error}
+                for r in results]
+        with atomic_path(csv_path, suffix=".csv") as tmp:
+            pd.DataFrame(rows, columns=["path", "emotion", *predictor.labels, "windows", "error"]).to_csv(tmp, index=False)
+        print(f"wrote {csv_path} ({len(rows)} files)", file=sys.stderr)
+    failed = sum(1 for r in results if r.error) + (0 if files else 1)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition (RAVDESS-trained).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="the emotion of each recording, with every class's probability")
+    predict.add_argument("paths", nargs="+", help="audio files (wav, flac, ogg, mp3, ...) or folders")
+    predict.add_argument("--model", default="models", help="trained model directory (default: models)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
+    predict.add_argument("--csv", help="also write a CSV here (default for folders: predictions.csv)")
+    predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    predict.add_argument("--window", type=float, default=6.0,
+                         help="seconds per window for long recordings; window probabilities are averaged")
+    args = parser.parse_args(argv)
+    return _predict(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Running a trained model directory on new recordings.
+
+The model directory carries its feature recipe, so features are computed
+exactly as in training. Training clips are at most ~6.4 s long: a longer
+recording is cut into `window` s windows overlapping by half, and the class
+probabilities of the windows are averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import BadAudio, load_audio
+from .checkpoint import load_checkpoint
+from .corpus import AUDIO_EXTENSIONS
+from .features import make_recipe
+from .training import pick_device, standardize
+
+WINDOW_SECONDS = 6.0
+MIN_SECONDS = 0.25
+SILENCE_PEAK = 1e-4
+# Formats libsndfile reads (mp3 since libsndfile 1.1), for folder scans.
+PREDICTABLE_EXTENSIONS = tuple(sorted({*AUDIO_EXTENSIONS, ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}))
+
+
+@dataclass
+class Prediction:
+    path: str
+    emotion: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    windows: int = 0
+    error: str | None = None
+
+
+class Predictor:
+    def __init__(self, model_dir: str | Path = "models", device: str = "auto",
+                 window_seconds: float = WINDOW_SECONDS):
+        self.device = pick_device(device)
+        self.model, self.card = load_checkpoint(model_dir, device=self.device)
+        recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in ("sample_rate", "shape")}
+        self.sample_rate = self.card["feature_recipe"]["sample_rate"]
+        self.recipe = make_recipe(recipe, self.sample_rate)
+        self.labels = self.card["labels"]
+        self.window = int(window_seconds * self.sample_rate)
+
+    def windows(self, signal: np.ndarray) -> list[np.ndarray]:
+        if len(signal) <= self.window:
+            return [signal]
+        starts = list(range(0, len(signal) - self.window + 1, self.window // 2))
+        if starts[-1] + self.window < len(signal):  # the tail gets a window of its own
+            starts.append(len(signal) - self.window)
+        return [signal[s:s + self.window] for s in starts]
+
+    @torch.no_grad()
+    def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
+        pieces = self.windows(signal)
+        features = torch.from_numpy(np.stack([self.recipe.extract(p) for p in pieces])).to(self.device)
+        logits = self.model(standardize(features, self.card["standardization"]))
+        return torch.softmax(logits, dim=1).mean(dim=0).cpu().numpy(), len(pieces)
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        try:
+            signal = load_audio(path, self.sample_rate)
+            if len(signal) < MIN_SECONDS * self.sample_rate:
+                raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
+                               f"at least {MIN_SECONDS} s is needed)")
+            if np.max(np.abs(signal)) < SILENCE_PEAK:
+                raise BadAudio(f"{path}: silent (peak below {SILENCE_PEAK})")
+        except BadAudio as error:
+            return Prediction(str(path), error=str(error))
+        probabilities, windows = self.probabilities(signal)
+        return Prediction(str(path), emotion=self.labels[int(probabilities.argmax())],
+                          probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
+                          windows=windows)
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PREDICTABLE_EXTENSIONS)
