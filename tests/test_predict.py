@@ -8,28 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
 
-from ser.checkpoint import save_checkpoint
 from ser.cli import main
 from ser.corpus import EMOTIONS
-from ser.models import build_model
 from ser.predict import Predictor
 from synthetic import tone
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A real (untrained) cnn_gru_attn model directory on the MFCC recipe."""
-    torch.manual_seed(0)
-    model = build_model("cnn_gru_attn", (40, 200), 8)
-    card = {"arch": "cnn_gru_attn", "model_options": {}, "labels": list(EMOTIONS), "input_shape": [40, 200],
-            "feature_recipe": {"recipe": "mfcc", "n_mfcc": 40, "frames": 200, "n_fft": 2048, "hop_length": 512,
-                               "sample_rate": 16000, "shape": [40, 200]},
-            "standardization": {"mean": [0.0] * 40, "std": [50.0] * 40}}
-    directory = tmp_path_factory.mktemp("model")
-    save_checkpoint(directory, model.state_dict(), card)
-    return directory
 
 
 @pytest.fixture(scope="module")

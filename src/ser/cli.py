@@ -1,6 +1,7 @@
 """The `ser` console command.
 
     ser predict PATH... [--model models] [--json] [--csv FILE]
+    ser serve [--model models] [--host 127.0.0.1] [--port 7860]
 
 Each PATH is an audio file, or a folder whose audio files are all predicted
 (and then written to a CSV, `predictions.csv` unless --csv names another).
@@ -69,7 +70,21 @@ def main(argv=None) -> int:
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--window", type=float, default=6.0,
                          help="seconds per window for long recordings; window probabilities are averaged")
+    serve = commands.add_parser("serve", help="a web page to upload or record a clip and see the probabilities")
+    serve.add_argument("--model", default="models", help="trained model directory (default: models)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .webapp import serve as run_server
+
+        try:
+            run_server(args.model, host=args.host, port=args.port, device=args.device)
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
     return _predict(args)
 
 
