@@ -1,15 +1,21 @@
-"""Stage evaluate: test-set metrics, predictions for DVC's confusion plot, and a confusion-matrix PNG."""
+"""Stage evaluate: test-set metrics, predictions for DVC's confusion plot, and a confusion-matrix PNG.
+
+With several folds (actor_kfold), each fold's model is scored on its own
+held-out actors; the metrics are the mean ± std over folds, and the
+predictions and confusion matrix are pooled over all folds.
+"""
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ser.checkpoint import load_checkpoint
+from ser.checkpoint import fold_model_dir, load_checkpoint
 from ser.corpus import EMOTIONS
-from ser.evaluation import classification_metrics, plot_confusion
+from ser.evaluation import classification_metrics, cross_validation_summary, plot_confusion, result_record
 from ser.features import load_feature_cache
-from ser.io import write_json
+from ser.io import read_json, write_json
 from ser.params import load_params
+from ser.split import folds_of
 from ser.stages import run_stage
 from ser.training import Batches, labels_for, partition_rows, pick_device, predict_logits
 
@@ -17,25 +23,45 @@ from ser.training import Batches, labels_for, partition_rows, pick_device, predi
 def main():
     params = load_params()
     device = pick_device(params["train"]["device"])
-    model, card = load_checkpoint("models", device=device)
     features, index, _ = load_feature_cache("data/features")
-    assignments = pd.read_parquet("data/split.parquet")
-    rows = np.sort(partition_rows(index, assignments)["test"])
-    actual = labels_for(index, rows, assignments)
-    batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
-    predicted = predict_logits(model, batches, card["standardization"], device).argmax(1).numpy()
-
-    metrics = {**classification_metrics(actual, predicted), "arch": card["arch"],
-               "protocol": params["split"]["protocol"], "subset": params["split"]["subset"],
-               "device": card["device"], "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]}
+    folds = folds_of(pd.read_parquet("data/split.parquet"))
+    per_fold, records, pooled_actual, pooled_predicted = [], [], [], []
+    for fold, assignment in folds.items():
+        model, card = load_checkpoint(fold_model_dir("models", fold, len(folds)), device=device)
+        rows = np.sort(partition_rows(index, assignment)["test"])
+        actual = labels_for(index, rows, assignment)
+        batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
+        predicted = predict_logits(model, batches, card["standardization"], device).argmax(1).numpy()
+        scores = classification_metrics(actual, predicted)
+        per_fold.append({"fold": fold, "test_actors": card["split"]["test_actors"],
+                         **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                                                   "n_test")},
+                         "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]})
+        records += [{"clip_id": clip, "fold": fold, "actual": EMOTIONS[a], "predicted": EMOTIONS[p]}
+                    for clip, a, p in zip(index["clip_id"].iloc[rows], actual, predicted)]
+        pooled_actual.append(actual)
+        pooled_predicted.append(predicted)
+    actual, predicted = np.concatenate(pooled_actual), np.concatenate(pooled_predicted)
+    pooled = classification_metrics(actual, predicted)
+    split = params["split"]
+    if len(folds) == 1:
+        metrics = {**pooled, "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]}
+    else:
+        metrics = cross_validation_summary(per_fold, pooled)
+        metrics.update(test_subset=split["actor_kfold"]["test_subset"],
+                       train_subset=split["actor_kfold"]["train_subset"])
+    metrics = {**metrics, "arch": card["arch"], "protocol": split["protocol"], "subset": split["subset"],
+               "device": card["device"]}
     write_json("reports/metrics.json", metrics)
-    write_json("reports/predictions.json", [
-        {"clip_id": clip, "actual": EMOTIONS[a], "predicted": EMOTIONS[p]}
-        for clip, a, p in zip(index["clip_id"].iloc[rows], actual, predicted)])
+    write_json(f"reports/results/{split['protocol']}/{card['arch']}.json",
+               result_record(metrics, read_json("reports/train/metrics.json")))
+    write_json("reports/predictions.json", records)
+    spread = "" if len(folds) == 1 else f" (mean of {len(folds)} folds; pooled below)"
     plot_confusion(actual, predicted, "reports/confusion_matrix.png",
-                   title=f"{card['arch']}, {metrics['protocol']} split: accuracy {metrics['accuracy']:.3f}, "
-                         f"macro F1 {metrics['macro_f1']:.3f} ({len(rows)} test clips)")
-    print(f"evaluate: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {len(rows)} clips")
+                   title=f"{card['arch']}, {split['protocol']} split: accuracy {metrics['accuracy']:.3f}, "
+                         f"macro F1 {metrics['macro_f1']:.3f}{spread} ({len(actual)} test clips)")
+    print(f"evaluate: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}{spread} "
+          f"on {len(actual)} clips")
 
 
 if __name__ == "__main__":

@@ -4,22 +4,24 @@ import pandas as pd
 
 from ser.io import write_json, write_parquet
 from ser.params import load_params
-from ser.split import assign_partitions
+from ser.split import folds_of, make_split
 from ser.stages import run_stage
 
 
 def main():
     params = load_params()["split"]
     manifest = pd.read_parquet("data/manifest.parquet")
-    split = assign_partitions(manifest, params["protocol"], subset=params["subset"],
-                              test_fraction=params["test_fraction"], test_actors=params["test_actors"],
-                              validation_fraction=params["validation_fraction"], seed=params["seed"])
+    split = make_split(manifest, params)
     write_parquet("data/split.parquet", split)
-    summary = {"protocol": params["protocol"], "subset": params["subset"],
-               "clips": split.groupby("partition").size().to_dict(),
-               "actors": {p: sorted(int(a) for a in g["actor"].unique()) for p, g in split.groupby("partition")}}
+    folds = {fold: {"clips": assignment.groupby("partition").size().to_dict(),
+                    "actors": {p: sorted(int(a) for a in g["actor"].unique())
+                               for p, g in assignment.groupby("partition")}}
+             for fold, assignment in folds_of(split).items()}
+    summary = {"protocol": params["protocol"], "subset": params["subset"]}
+    summary.update(folds[1] if len(folds) == 1 else {"folds": folds})
     write_json("reports/split.json", summary)
-    print(f"split: {summary['clips']}")
+    for fold, described in folds.items():
+        print(f"split: fold {fold}: {described['clips']}")
 
 
 if __name__ == "__main__":

@@ -123,3 +123,25 @@ def test_experiment_switches_arch_and_its_recipe(repo):
     assert metrics["arch"] == "cnn_gru_attn" and metrics["epochs_run"] == 2
     diff = run(["dvc", "metrics", "diff", "--json"], repo, env)
     assert "reports/metrics.json" in json.loads(diff)
+
+
+def test_actor_kfold_reuses_features_and_reports_every_fold(repo):
+    repo, env = repo
+    arch = yaml.safe_load((repo / "params.yaml").read_text())["model"]["arch"]  # the previous experiment's
+    output = run(["dvc", "exp", "run", "-S", "split.protocol=actor_kfold", "-S", "split.actor_kfold.folds=2"],
+                 repo, env)
+    # Augmentation and features are shared by every protocol and fold.
+    assert stages_run(output) == ["split", "train", "evaluate"]
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["protocol"] == "actor_kfold" and metrics["test_subset"] == "speech"
+    assert [fold["test_actors"] for fold in metrics["folds"]] == [[1, 2], [3, 4]]
+    assert metrics["n_test"] == 64 and all(fold["n_test"] == 32 for fold in metrics["folds"])  # speech only
+    assert "accuracy_std" in metrics and metrics["pooled"]["n_test"] == 64
+    kept = json.loads((repo / f"reports/results/actor_kfold/{arch}.json").read_text())
+    assert kept["accuracy"] == metrics["accuracy"] and kept["commit"] and kept["train_seconds"] > 0
+    # Earlier results stay beside it: committed, or left by the previous experiment.
+    assert {p.name for p in (repo / "reports/results/random").iterdir()} == {"whisper_mlp.json", f"{arch}.json"}
+    assert sorted(p.name for p in (repo / "models").iterdir()) == ["fold_1", "fold_2"]
+    # The fold models predict as one ensemble.
+    clip = sorted((repo.parent / "mirror").rglob("*.flac"))[0]
+    assert "\t" in run(["ser", "predict", str(clip)], repo, env)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ser.corpus import make_name, parse_name
-from ser.split import assign_partitions
+from ser.split import actor_folds, assign_folds, assign_partitions, folds_of, make_split
 from ser.training import partition_rows
 
 
@@ -80,3 +80,61 @@ def test_no_copy_of_a_held_out_clip_reaches_training(protocol):
         assert sorted(chosen["clip_id"]) == sorted(partition[partition == name].index)
     assert len(rows["train"]) == 5 * len(train_clips)
     assert np.intersect1d(rows["train"], np.concatenate([rows["validation"], rows["test"]])).size == 0
+
+
+EMOBOX_FOLDS = [[1, 11, 20, 21], [4, 10, 12, 14], [8, 9, 19, 23], [3, 5, 7, 24], [2, 15, 16, 18], [6, 13, 17, 22]]
+
+
+def kfold_params(**kfold) -> dict:
+    return {"protocol": "actor_kfold", "subset": "all", "validation_fraction": 0.1, "seed": 42,
+            "actor_kfold": {"folds": EMOBOX_FOLDS, "train_subset": "all", "test_subset": "speech", **kfold}}
+
+
+def test_actor_kfold_never_puts_an_actor_on_both_sides():
+    folds = folds_of(make_split(MANIFEST, kfold_params()))
+    assert sorted(folds) == [1, 2, 3, 4, 5, 6]
+    tested = []
+    for fold, assignment in folds.items():
+        actors = assignment.groupby("partition")["actor"].apply(set).to_dict()
+        assert actors["test"] == set(EMOBOX_FOLDS[fold - 1])
+        # Neither training nor model selection sees a held-out actor, in any subset.
+        assert not (actors["train"] | actors["validation"]) & set(EMOBOX_FOLDS[fold - 1])
+        assert actors["validation"] <= set(range(1, 25)) - set(EMOBOX_FOLDS[fold - 1])
+        test = assignment[assignment["partition"] == "test"]
+        assert (test["vocal_channel"] == "speech").all() and len(test) == 240  # EmoBox: 4 actors x 60
+        excluded = assignment[assignment["partition"] == "excluded"]
+        assert set(excluded["actor"]) <= set(EMOBOX_FOLDS[fold - 1]) and (excluded["vocal_channel"] == "song").all()
+        tested += list(test["clip_id"])
+    # Every speech clip is tested exactly once over the folds.
+    assert sorted(tested) == sorted(MANIFEST.loc[MANIFEST["vocal_channel"] == "speech", "clip_id"])
+
+
+def test_actor_kfold_no_copy_of_a_test_clip_reaches_training():
+    split = make_split(MANIFEST, kfold_params(test_subset="all"))
+    index = pd.DataFrame([(c, k) for c in MANIFEST["clip_id"] for k in range(5)], columns=["clip_id", "copy"])
+    actor_of = MANIFEST.set_index("clip_id")["actor"]
+    for fold, assignment in folds_of(split).items():
+        rows = partition_rows(index, assignment)
+        train_clips = set(index["clip_id"].iloc[rows["train"]])
+        assert not {actor_of[c] for c in train_clips} & set(EMOBOX_FOLDS[fold - 1])
+        test_clips = set(index["clip_id"].iloc[rows["test"]])
+        assert not train_clips & test_clips
+        assert index.iloc[rows["test"]]["copy"].eq(0).all()
+
+
+def test_actor_kfold_is_stable_and_configurable():
+    split = make_split(MANIFEST, kfold_params())
+    again = make_split(MANIFEST.sample(frac=1, random_state=5), kfold_params())
+    pd.testing.assert_frame_equal(split, again)
+    speech_only = folds_of(make_split(MANIFEST, kfold_params(train_subset="speech")))
+    for assignment in speech_only.values():
+        used = assignment[assignment["partition"] != "excluded"]
+        assert (used["vocal_channel"] == "speech").all()
+    assert actor_folds(range(1, 25), 5) == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15],
+                                            [16, 17, 18, 19, 20], [21, 22, 23, 24]]
+    assert len(folds_of(make_split(MANIFEST, kfold_params(folds=4)))) == 4
+    for bad in ([[1, 2], [2, 3]], [[1, 25]], [[1, 2, 3]], 1):
+        with pytest.raises(ValueError, match="actor_kfold.folds"):
+            actor_folds(range(1, 25), bad)
+    with pytest.raises(ValueError, match="assign_folds"):
+        assign_partitions(MANIFEST, "actor_kfold")

@@ -21,6 +21,22 @@ def save_checkpoint(model_dir: str | Path, state_dict: dict, card: dict) -> None
     write_json(model_dir / CARD_FILE, {k: v for k, v in card.items() if k != "standardization"})
 
 
+def fold_model_dir(model_dir: str | Path, fold: int, folds: int) -> Path:
+    """Where one fold's model goes: `models/` for a single split, `models/fold_<k>/` in k-fold."""
+    return Path(model_dir) if folds == 1 else Path(model_dir) / f"fold_{fold}"
+
+
+def model_dirs(model_dir: str | Path) -> list[Path]:
+    """The model directories under `model_dir`: itself, or its `fold_<k>/` folders in fold order."""
+    model_dir = Path(model_dir)
+    if (model_dir / WEIGHTS_FILE).exists():
+        return [model_dir]
+    folds = sorted(model_dir.glob(f"fold_*/{WEIGHTS_FILE}"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not folds:
+        raise FileNotFoundError(f"{model_dir}: no trained model here (run `dvc repro` first)")
+    return [p.parent for p in folds]
+
+
 def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     path = Path(model_dir) / WEIGHTS_FILE
     if not path.exists():

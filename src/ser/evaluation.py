@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score)
 
@@ -25,6 +29,49 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
         "n_test": int(len(actual)),
         "test_counts": {name: int((actual == i).sum()) for i, name in enumerate(EMOTIONS)},
     }
+
+
+SUMMARIZED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+
+
+def cross_validation_summary(per_fold: list[dict], pooled: dict) -> dict:
+    """Mean and sample standard deviation (ddof=1) over folds of the headline metrics, the folds, and the pooled metrics.
+
+    The means keep the single-split key names (`accuracy`, `macro_f1`, ...), so
+    `dvc metrics diff` and the drift check read both kinds of run the same way.
+    """
+    summary = {}
+    for key in SUMMARIZED:
+        values = np.array([fold[key] for fold in per_fold], dtype=np.float64)
+        summary[key] = float(values.mean())
+        summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    summary["n_test"] = pooled["n_test"]
+    summary["folds"] = per_fold
+    summary["pooled"] = pooled
+    return summary
+
+
+def describe_machine(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def current_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def result_record(metrics: dict, train_summary: dict) -> dict:
+    """The metrics kept per (protocol, arch) under reports/results/, with what produced them.
+
+    `commit` is the checked-out commit the run started from (for `dvc exp run`, the experiment's baseline).
+    """
+    return {**metrics, "machine": describe_machine(metrics["device"]), "commit": current_commit(),
+            "train_seconds": train_summary.get("train_seconds")}
 
 
 def plot_confusion(actual: np.ndarray, predicted: np.ndarray, path: str | Path, title: str = "") -> None:

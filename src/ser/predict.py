@@ -3,7 +3,9 @@
 The model directory carries its feature recipe, so features are computed
 exactly as in training. Training clips are at most ~6.4 s long: a longer
 recording is cut into `window` s windows overlapping by half, and the class
-probabilities of the windows are averaged.
+probabilities of the windows are averaged. A k-fold model directory
+(`models/fold_<k>/`, from actor_kfold) is used as an ensemble: the folds'
+probabilities are averaged too (they share one feature recipe).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from .audio import BadAudio, load_audio
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, model_dirs
 from .corpus import AUDIO_EXTENSIONS
 from .features import make_recipe
 from .training import pick_device, standardize
@@ -40,7 +42,13 @@ class Predictor:
     def __init__(self, model_dir: str | Path = "models", device: str = "auto",
                  window_seconds: float = WINDOW_SECONDS):
         self.device = pick_device(device)
-        self.model, self.card = load_checkpoint(model_dir, device=self.device)
+        loaded = [load_checkpoint(directory, device=self.device) for directory in model_dirs(model_dir)]
+        self.models = [model for model, _ in loaded]
+        self.cards = [card for _, card in loaded]
+        self.card = self.cards[0]
+        if any(card["feature_recipe"] != self.card["feature_recipe"] or card["labels"] != self.card["labels"]
+               for card in self.cards):
+            raise ValueError(f"{model_dir}: its fold models differ in feature recipe or labels")
         recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in ("sample_rate", "shape")}
         self.sample_rate = self.card["feature_recipe"]["sample_rate"]
         self.recipe = make_recipe(recipe, self.sample_rate)
@@ -59,8 +67,9 @@ class Predictor:
     def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
         pieces = self.windows(signal)
         features = torch.from_numpy(np.stack([self.recipe.extract(p) for p in pieces])).to(self.device)
-        logits = self.model(standardize(features, self.card["standardization"]))
-        return torch.softmax(logits, dim=1).mean(dim=0).cpu().numpy(), len(pieces)
+        per_model = [torch.softmax(model(standardize(features, card["standardization"])), dim=1).mean(dim=0)
+                     for model, card in zip(self.models, self.cards)]
+        return torch.stack(per_model).mean(dim=0).cpu().numpy(), len(pieces)
 
     def predict_file(self, path: str | Path) -> Prediction:
         try:

@@ -140,8 +140,12 @@ def predict_logits(model: nn.Module, batches: Batches, standardization: dict, de
 
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, seed: int, batch_size: int, device: torch.device,
-                logger=None, progress: bool = True) -> tuple[dict, dict]:
-    """Train `arch`; return (best state_dict, card). `logger` is a DVCLive Live or None."""
+                logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
+    """Train `arch` on one fold's `assignments`; return (best state_dict, card).
+
+    `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
+    the curves of several folds apart in one Live, each starting at step 0.
+    """
     seed_everything(seed)
     recipe = arch_params["train"]
     rows = partition_rows(index, assignments)
@@ -162,7 +166,8 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     generator = torch.Generator().manual_seed(seed)
 
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
-    bar = tqdm(range(1, epochs + 1), desc=f"train ({arch})", unit="epoch", disable=not progress)
+    bar = tqdm(range(1, epochs + 1), desc=f"train ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})",
+               unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
@@ -186,11 +191,12 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
             best = {"accuracy": val_accuracy, "epoch": epoch,
                     "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         if logger is not None:
+            logger.step = epoch - 1
             for name, value in (("train/loss", total_loss / seen), ("train/accuracy", correct / seen),
                                 ("validation/loss", val_loss), ("validation/accuracy", val_accuracy),
                                 ("lr", optimizer.param_groups[0]["lr"])):
-                logger.log_metric(name, value)
-            logger.next_step()
+                logger.log_metric(metric_prefix + name, value)
+            logger.make_summary()
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", val_acc=f"{val_accuracy:.3f}")
         if patience and epoch - best["epoch"] >= patience:
             break
