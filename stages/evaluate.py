@@ -57,9 +57,11 @@ def main():
                result_record(metrics, read_json("reports/train/metrics.json")))
     write_json("reports/predictions.json", records)
     spread = "" if len(folds) == 1 else f" (mean of {len(folds)} folds; pooled below)"
-    plot_confusion(actual, predicted, "reports/confusion_matrix.png",
-                   title=f"{card['arch']}, {split['protocol']} split: accuracy {metrics['accuracy']:.3f}, "
-                         f"macro F1 {metrics['macro_f1']:.3f}{spread} ({len(actual)} test clips)")
+    title = (f"{card['arch']}, {split['protocol']} split: accuracy {metrics['accuracy']:.3f}, "
+             f"macro F1 {metrics['macro_f1']:.3f}{spread} ({len(actual)} test clips)")
+    plot_confusion(actual, predicted, "reports/confusion_matrix.png", title=title)
+    # Kept beside the kept metrics (see dvc.yaml), one per protocol and arch.
+    plot_confusion(actual, predicted, f"reports/figures/{split['protocol']}/{card['arch']}_confusion.png", title=title)
     print(f"evaluate: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}{spread} "
           f"on {len(actual)} clips")
 

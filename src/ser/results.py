@@ -1,0 +1,121 @@
+"""The README's results tables, generated from the kept results in reports/results/<protocol>/<arch>.json.
+
+    python -m ser.results           # rewrite the tables in README.md
+    python -m ser.results --check   # exit 1 if README.md is not what the kept results say
+
+`evaluate` keeps each run's metrics there (see dvc.yaml); committing the file
+of an experiment is what puts its numbers in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .io import atomic_path, read_json
+from .params import load_params
+
+# What each arch's seed document reports on its own random 80/20 split (../shared/seeds/).
+SEED_REPORTED = {
+    "cnn_bilstm_attn": ("000", "acc 86.55"),
+    "whisper_mlp": ("001", "acc 88.59, F1 88.96"),
+    "deep_cnn": ("002", "acc 82.50"),
+    "cnn_gru_attn": ("003", "acc 83"),
+    "cnn_bilstm_attn_logmel": ("004", "none reported"),
+}
+
+# Published speaker-independent numbers on 8-class RAVDESS speech.
+KFOLD_ANCHORS = [
+    ("XLSR-53 wav2vec2, fine-tuned", "5 folds by actor", "81.8"),
+    ("Whisper-large-v3, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "75.9"),
+    ("WavLM-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "72.2"),
+    ("HuBERT-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "70.3"),
+]
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def spread(result: dict, key: str) -> str:
+    return f"{percent(result[key])} ± {percent(result[f'{key}_std'])}"
+
+
+def minutes(seconds) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def random_table(results: dict[str, dict], ci_arch: str | None) -> str:
+    lines = ["| arch | accuracy | macro F1 | balanced acc. | epochs (best) | training | machine | commit "
+             "| seed reported | CI re-derives |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for arch, result in sorted(results.items()):
+        seed, reported = SEED_REPORTED.get(arch, ("?", "?"))
+        lines.append(f"| `{arch}` | {percent(result['accuracy'])} | {percent(result['macro_f1'])} "
+                     f"| {percent(result['balanced_accuracy'])} | {result['epochs_run']} ({result['best_epoch']}) "
+                     f"| {minutes(result.get('train_seconds'))} | {result['machine']} | `{result['commit']}` "
+                     f"| {reported} ({seed}) | {'yes' if arch == ci_arch else 'no'} |")
+    return "\n".join(lines)
+
+
+def kfold_table(results: dict[str, dict], ci_arch: str | None) -> str:
+    lines = ["| arch | accuracy | UA (balanced acc.) | macro F1 | folds | tested / trained on | machine | commit "
+             "| CI re-derives |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for arch, result in sorted(results.items()):
+        lines.append(f"| `{arch}` | {spread(result, 'accuracy')} | {spread(result, 'balanced_accuracy')} "
+                     f"| {spread(result, 'macro_f1')} | {len(result['folds'])} "
+                     f"| {result['test_subset']} / {result['train_subset']} | {result['machine']} "
+                     f"| `{result['commit']}` | {'yes' if arch == ci_arch else 'no'} |")
+    lines += ["", "| published anchor | protocol | accuracy |", "|---|---|---|"]
+    lines += [f"| {name} | {protocol} | {value} |" for name, protocol, value in KFOLD_ANCHORS]
+    return "\n".join(lines)
+
+
+TABLES = {"random": random_table, "actor_kfold": kfold_table}
+
+
+def kept_results(root: str | Path, protocol: str) -> dict[str, dict]:
+    return {path.stem: read_json(path) for path in sorted(Path(root, protocol).glob("*.json"))}
+
+
+def render(readme: str, root: str | Path = "reports/results", params: dict | None = None) -> str:
+    """README text with every `<!-- results:<protocol> -->` block replaced by its table."""
+    params = params or {}
+    for protocol, table in TABLES.items():
+        start, end = f"<!-- results:{protocol} -->", f"<!-- /results:{protocol} -->"
+        if start not in readme:
+            continue
+        head, rest = readme.split(start, 1)
+        if end not in rest:
+            raise ValueError(f"README: {start} has no closing {end}")
+        tail = rest.split(end, 1)[1]
+        # CI re-derives the default arch under the default protocol (see .ci/run).
+        ci_arch = params.get("model", {}).get("arch") if params.get("split", {}).get("protocol") == protocol else None
+        readme = f"{head}{start}\n{table(kept_results(root, protocol), ci_arch)}\n{end}{tail}"
+    return readme
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--results", default="reports/results")
+    parser.add_argument("--check", action="store_true", help="fail if the README's tables are out of date")
+    args = parser.parse_args(argv)
+    current = Path(args.readme).read_text()
+    wanted = render(current, args.results, load_params())
+    if args.check:
+        if wanted != current:
+            print(f"{args.readme}: results tables differ from {args.results}; run `python -m ser.results`",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if wanted != current:
+        with atomic_path(args.readme, suffix=".md") as tmp:
+            Path(tmp).write_text(wanted)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
