@@ -18,7 +18,8 @@ def test_tables_come_from_the_kept_files(tmp_path):
     kept(tmp_path, "random", "cnn_gru_attn", accuracy=0.8122, macro_f1=0.8114, balanced_accuracy=0.8192,
          epochs_run=100, best_epoch=44)
     kept(tmp_path, "actor_kfold", "whisper_mlp", accuracy=0.68, accuracy_std=0.05, balanced_accuracy=0.7,
-         balanced_accuracy_std=0.04, macro_f1=0.67, macro_f1_std=0.06, folds=[{}] * 6, test_subset="speech",
+         balanced_accuracy_std=0.04, macro_f1=0.67, macro_f1_std=0.06, test_subset="speech",
+         folds=[{"epochs_run": 90, "best_epoch": 20 + k} for k in range(6)],
          train_subset="all")
     readme = "intro\n<!-- results:random -->\nSTALE TABLE\n<!-- /results:random -->\nmiddle\n" \
              "<!-- results:actor_kfold -->\n<!-- /results:actor_kfold -->\nend\n"
@@ -27,7 +28,7 @@ def test_tables_come_from_the_kept_files(tmp_path):
     assert "STALE TABLE" not in text and text.startswith("intro\n") and text.endswith("end\n") and "middle" in text
     assert "| `cnn_gru_attn` | 81.22 | 81.14 | 81.92 | 100 (44) | 1.5 min | test CPU | `abc1234` " \
            "| acc 83 (003) | yes |" in text
-    assert "| `whisper_mlp` | 68.00 ± 5.00 | 70.00 ± 4.00 | 67.00 ± 6.00 | 6 | speech / all |" in text
+    assert "| `whisper_mlp` | 68.00 ± 5.00 | 70.00 ± 4.00 | 67.00 ± 6.00 | 6 | 90 (20–25) | speech / all |" in text
     assert render(text, tmp_path, params) == text
 
 

@@ -60,12 +60,15 @@ def random_table(results: dict[str, dict], ci_arch: str | None) -> str:
 
 
 def kfold_table(results: dict[str, dict], ci_arch: str | None) -> str:
-    lines = ["| arch | accuracy | UA (balanced acc.) | macro F1 | folds | tested / trained on | machine | commit "
-             "| CI re-derives |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arch | accuracy | UA (balanced acc.) | macro F1 | folds | epochs (best, per fold) "
+             "| tested / trained on | machine | commit | CI re-derives |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for arch, result in sorted(results.items()):
+        epochs = sorted({fold["epochs_run"] for fold in result["folds"]})
+        best = [fold["best_epoch"] for fold in result["folds"]]
         lines.append(f"| `{arch}` | {spread(result, 'accuracy')} | {spread(result, 'balanced_accuracy')} "
                      f"| {spread(result, 'macro_f1')} | {len(result['folds'])} "
+                     f"| {'/'.join(map(str, epochs))} ({min(best)}–{max(best)}) "
                      f"| {result['test_subset']} / {result['train_subset']} | {result['machine']} "
                      f"| `{result['commit']}` | {'yes' if arch == ci_arch else 'no'} |")
     lines += ["", "| published anchor | protocol | reported |", "|---|---|---|"]
