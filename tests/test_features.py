@@ -85,3 +85,46 @@ def test_feature_cache_failure_leaves_nothing(tmp_path):
     with pytest.raises(Exception, match="gone.wav"):
         compute_feature_cache(recipe, items, tmp_path / "cache", workers=1, progress=False)
     assert not (tmp_path / "cache").exists()
+
+
+SPECTRAL = {
+    "logmel": ({"n_mels": 128, "frames": 300}, (1, 128, 300)),
+    "mfcc_logmel": ({"n_mels": 128, "seconds": 3.5}, (2, 128, 110)),
+    "logmel_prosody": ({"n_mels": 64, "frames": 200, "n_fft": 1024, "hop_length": 320}, (5, 64, 200)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRAL))
+@pytest.mark.parametrize("seconds", [0.3, 2.0, 12.0])
+def test_spectral_recipes_have_one_shape_for_any_length(name, seconds):
+    options, shape = SPECTRAL[name]
+    recipe = make_recipe({"recipe": name, **options}, RATE)
+    out = recipe.extract(chirp(seconds))
+    assert out.shape == recipe.shape == shape and out.dtype == np.float16
+    assert np.isfinite(out.astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("name", ["logmel", "logmel_prosody"])
+def test_frames_after_a_short_clip_are_the_silence_floor_not_zero(name):
+    options, _ = SPECTRAL[name]
+    out = make_recipe({"recipe": name, **options}, RATE).extract(chirp(0.5)).astype(np.float32)
+    assert out[0, :, -1].max() == pytest.approx(-80.0)     # log-mel of silence, 80 dB under the peak
+    assert out[0].max() == pytest.approx(0.0)              # the peak itself
+
+
+def test_logmel_is_peak_normalized_so_gain_does_not_matter():
+    recipe = make_recipe({"recipe": "logmel", **SPECTRAL["logmel"][0]}, RATE)
+    np.testing.assert_allclose(recipe.extract(chirp(1.0)).astype(np.float32),
+                               recipe.extract(0.1 * chirp(1.0)).astype(np.float32), atol=0.1)
+
+
+def test_prosody_channels_hold_pitch_and_energy_per_frame():
+    options, _ = SPECTRAL["logmel_prosody"]
+    t = np.arange(RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    out = make_recipe({"recipe": "logmel_prosody", **options}, RATE).extract(tone).astype(np.float32)
+    pitch, energy = out[3], out[4]
+    assert np.all(pitch == pitch[0])                          # one value per frame, repeated down the mels
+    assert np.median(pitch[0, 5:45]) == pytest.approx(220, rel=0.02)
+    assert np.all(pitch[0, 60:] == 0) and np.all(energy[0, 60:] == 0)   # silence after the 1 s tone
+    assert energy[0, 10] == pytest.approx(0.3 / np.sqrt(2), rel=0.05)

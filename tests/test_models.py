@@ -1,20 +1,33 @@
+from pathlib import Path
+
 import pytest
 import torch
 
+from ser.features import make_recipe
 from ser.models import arch_names, build_model
+from ser.params import load_params
 
 # The input each arch is fed by its feature recipe in params.yaml.
-INPUTS = {"whisper_mlp": (512,), "cnn_gru_attn": (40, 200)}
+INPUTS = {"whisper_mlp": (512,), "cnn_gru_attn": (40, 200), "cnn_bilstm_attn": (5, 64, 200),
+          "deep_cnn": (2, 128, 110), "cnn_bilstm_attn_logmel": (1, 128, 300)}
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 
 
 def test_every_registered_arch_has_an_input_here():
     assert set(arch_names()) == set(INPUTS)
 
 
+def test_every_arch_has_a_params_section_and_the_shape_its_recipe_makes():
+    assert set(PARAMS["archs"]) == set(arch_names())
+    for arch, section in PARAMS["archs"].items():
+        if section["features"]["recipe"] != "whisper_embedding":  # its width comes from the Whisper model
+            assert make_recipe(section["features"], PARAMS["audio"]["sample_rate"]).shape == INPUTS[arch], arch
+
+
 @pytest.mark.parametrize("arch", sorted(INPUTS))
 def test_forward_and_backward(arch):
     torch.manual_seed(0)
-    model = build_model(arch, INPUTS[arch], 8)
+    model = build_model(arch, INPUTS[arch], 8, **PARAMS["archs"][arch]["model"])
     x = torch.randn(4, *INPUTS[arch])
     logits = model(x)
     assert logits.shape == (4, 8)
@@ -27,3 +40,8 @@ def test_forward_and_backward(arch):
 def test_unknown_arch_lists_the_known_ones():
     with pytest.raises(KeyError, match="whisper_mlp"):
         build_model("transformer_xxl", (10,), 8)
+
+
+def test_deep_cnn_says_when_the_input_is_too_small_for_its_poolings():
+    with pytest.raises(ValueError, match="too small"):
+        build_model("deep_cnn", (2, 16, 16), 8)

@@ -23,13 +23,14 @@ def test_tables_come_from_the_kept_files(tmp_path):
          train_subset="all")
     readme = "intro\n<!-- results:random -->\nSTALE TABLE\n<!-- /results:random -->\nmiddle\n" \
              "<!-- results:actor_kfold -->\n<!-- /results:actor_kfold -->\nend\n"
-    params = {"model": {"arch": "cnn_gru_attn"}, "split": {"protocol": "random"}}
-    text = render(readme, tmp_path, params)
+    ci_rederives = [("random", "cnn_gru_attn")]
+    text = render(readme, tmp_path, ci_rederives)
     assert "STALE TABLE" not in text and text.startswith("intro\n") and text.endswith("end\n") and "middle" in text
     assert "| `cnn_gru_attn` | 81.22 | 81.14 | 81.92 | 100 (44) | 1.5 min | test CPU | `abc1234` " \
            "| acc 83 (003) | yes |" in text
-    assert "| `whisper_mlp` | 68.00 ± 5.00 | 70.00 ± 4.00 | 67.00 ± 6.00 | 6 | 90 (20–25) | speech / all |" in text
-    assert render(text, tmp_path, params) == text
+    assert "| `whisper_mlp` | 68.00 ± 5.00 | 70.00 ± 4.00 | 67.00 ± 6.00 | 6 | 90 (20–25) | speech / all " \
+           "| test CPU | `abc1234` | no |" in text
+    assert render(text, tmp_path, ci_rederives) == text
 
 
 def test_readme_matches_the_committed_results(monkeypatch):

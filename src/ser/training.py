@@ -143,11 +143,14 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
                 logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
     """Train `arch` on one fold's `assignments`; return (best state_dict, card).
 
+    `batch_size` is the pipeline's default; the arch's recipe overrides it where its seed fixes one.
+
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several folds apart in one Live, each starting at step 0.
     """
     seed_everything(seed)
     recipe = arch_params["train"]
+    batch_size = int(recipe.get("batch_size", batch_size))
     rows = partition_rows(index, assignments)
     if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
         raise ValueError("the split left no training or no validation clips; check split params")
@@ -210,6 +213,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         "standardization": standardization,
         "train_recipe": recipe,
         "seed": seed,
+        "batch_size": batch_size,
         "device": str(device),
         "epochs_run": epoch,
         "best_epoch": best["epoch"],

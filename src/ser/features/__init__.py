@@ -31,6 +31,6 @@ def make_recipe(config: dict, sample_rate: int) -> FeatureRecipe:
     return _RECIPES[name](sample_rate=sample_rate, **options)
 
 
-from . import mfcc, whisper  # noqa: E402,F401  (registration)
+from . import mfcc, spectral, whisper  # noqa: E402,F401  (registration)
 
 __all__ = ["FeatureRecipe", "make_recipe", "register", "compute_feature_cache", "load_feature_cache"]

@@ -27,4 +27,5 @@ def build_model(arch: str, input_shape: tuple[int, ...], n_classes: int, **optio
     return _ARCHS[arch](tuple(input_shape), n_classes, **options)
 
 
-from . import cnn_gru_attn, whisper_mlp  # noqa: E402,F401  (registration)
+from . import (  # noqa: E402,F401  (registration)
+    cnn_bilstm_attn, cnn_bilstm_attn_logmel, cnn_gru_attn, deep_cnn, whisper_mlp)

@@ -16,3 +16,9 @@ class AttentionPooling(nn.Module):
     def forward(self, sequence: torch.Tensor) -> torch.Tensor:  # (batch, time, width)
         weights = torch.softmax(self.score(sequence), dim=1)
         return (weights * sequence).sum(dim=1)
+
+
+def frames_as_sequence(maps: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, mels, frames) feature maps as (batch, frames, channels * mels), one step per frame."""
+    batch, channels, mels, frames = maps.shape
+    return maps.permute(0, 3, 1, 2).reshape(batch, frames, channels * mels)
