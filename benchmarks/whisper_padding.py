@@ -26,7 +26,7 @@ from ser.evaluation import classification_metrics
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
 from ser.io import write_json
 from ser.params import load_params
-from ser.training import Batches, labels_for, partition_rows, predict_logits, train_model
+from ser.training import predict_partition, train_model
 from ser.models import build_model
 
 
@@ -44,10 +44,7 @@ def run_mode(pad_to_30s: bool, items: pd.DataFrame, split: pd.DataFrame, params:
                               batch_size=params["train"]["batch_size"], device=torch.device("cpu"), progress=False)
     model = build_model("whisper_mlp", card["input_shape"], 8, **arch_params["model"])
     model.load_state_dict(state)
-    rows = np.sort(partition_rows(index, split)["test"])
-    actual = labels_for(index, rows, split)
-    predicted = predict_logits(model, Batches(torch.from_numpy(features[rows]), torch.from_numpy(actual)),
-                               card["standardization"], "cpu").argmax(1).numpy()
+    _, actual, predicted = predict_partition(model, features, index, split, card["standardization"], "cpu")
     metrics = classification_metrics(actual, predicted)
     return {"pad_to_30s": pad_to_30s, "clips": len(items), "seconds_per_clip": round(seconds / len(items), 4),
             "accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4),

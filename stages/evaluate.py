@@ -7,7 +7,6 @@ predictions and confusion matrix are pooled over all folds.
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ser.checkpoint import fold_model_dir, load_checkpoint
 from ser.corpus import EMOTIONS
@@ -17,7 +16,7 @@ from ser.io import read_json, write_json
 from ser.params import load_params
 from ser.split import folds_of
 from ser.stages import run_stage
-from ser.training import Batches, labels_for, partition_rows, pick_device, predict_logits
+from ser.training import pick_device, predict_partition
 
 
 def main():
@@ -28,10 +27,8 @@ def main():
     per_fold, records, pooled_actual, pooled_predicted = [], [], [], []
     for fold, assignment in folds.items():
         model, card = load_checkpoint(fold_model_dir("models", fold, len(folds)), device=device)
-        rows = np.sort(partition_rows(index, assignment)["test"])
-        actual = labels_for(index, rows, assignment)
-        batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
-        predicted = predict_logits(model, batches, card["standardization"], device).argmax(1).numpy()
+        rows, actual, predicted = predict_partition(model, features, index, assignment, card["standardization"],
+                                                    device)
         scores = classification_metrics(actual, predicted)
         per_fold.append({"fold": fold, "test_actors": card["split"]["test_actors"],
                          **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",

@@ -25,7 +25,6 @@ from .params import load_params
 CI_REDERIVES = (
     ("random", "whisper_mlp"),
     ("actor_kfold", "whisper_mlp"),
-    ("random", "cnn_gru_attn"),
 )
 
 

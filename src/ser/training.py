@@ -138,6 +138,16 @@ def predict_logits(model: nn.Module, batches: Batches, standardization: dict, de
     return torch.cat(outputs) if outputs else torch.empty(0, len(EMOTIONS))
 
 
+def predict_partition(model: nn.Module, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+                      standardization: dict, device, partition: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cache rows, actual class, predicted class) for the original clips of one partition, in cache order."""
+    rows = np.sort(partition_rows(index, assignments)[partition])
+    actual = labels_for(index, rows, assignments)
+    batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
+    predicted = predict_logits(model, batches, standardization, device).argmax(1).numpy()
+    return rows, actual, predicted
+
+
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, seed: int, batch_size: int, device: torch.device,
                 logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
