@@ -2,7 +2,8 @@
 
 Both trackers run with the recipe's settings from params.yaml
 (archs.cnn_bilstm_attn.features: fmin, fmax, frame length, hop) on corpus
-clips spread over actors, on one core, as each feature worker does.
+clips spread over actors, in one process as each feature worker is, after one
+untimed warm-up call of each.
 Agreement is measured on the frames both call voiced (pYIN's voicing
 decision; YIN's frames under the recipe's energy floor are unvoiced), in cents.
 
@@ -37,10 +38,12 @@ def main():
     files = found[:: max(1, len(found) // args.clips)][: args.clips]
     track = {"sr": rate, "fmin": options["pitch_fmin"], "fmax": options["pitch_fmax"],
              "frame_length": options["pitch_frame_length"], "hop_length": options["hop_length"]}
+    signals = [fix_length(load_audio(path, rate), samples_for(options["frames"], options["hop_length"]))
+               for path in files]
+    librosa.yin(signals[0], **track), librosa.pyin(signals[0], **track)  # warm-up: caches, numba compilation
     seconds = {"yin": 0.0, "pyin": 0.0}
     cents = []
-    for path in files:
-        signal = fix_length(load_audio(path, rate), samples_for(options["frames"], options["hop_length"]))
+    for signal in signals:
         started = time.perf_counter()
         yin = librosa.yin(signal, **track)
         seconds["yin"] += time.perf_counter() - started

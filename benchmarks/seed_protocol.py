@@ -92,12 +92,12 @@ def main():
 
     print(f"{arch}, random split, {chosen_on_test['train_clips']} clips in the seeds' 80 %, "
           f"{card['validation_clips']} test clips ({describe_machine(str(device))}, {seconds:.0f} s)")
-    print(f"{'protocol':<46}{'accuracy':>9}{'macro F1':>9}{'epoch':>7}")
-    print(f"{'pipeline: 72 % train, epoch chosen on 8 %':<46}{100 * pipeline['accuracy']:>9.2f}"
+    print(f"{'protocol':<50}{'accuracy':>9}{'macro F1':>9}{'epoch':>7}")
+    print(f"{'pipeline: 72 % train, epoch chosen on 8 %':<50}{100 * pipeline['accuracy']:>9.2f}"
           f"{100 * pipeline['macro_f1']:>9.2f}{pipeline['best_epoch']:>7}")
-    print(f"{'seeds: 80 % train, epoch chosen on the test 20 %':<46}{100 * chosen_on_test['accuracy']:>9.2f}"
+    print(f"{'seeds: 80 % train, epoch chosen on the test 20 %':<50}{100 * chosen_on_test['accuracy']:>9.2f}"
           f"{100 * chosen_on_test['macro_f1']:>9.2f}{chosen_on_test['best_epoch']:>7}")
-    print(f"{'seeds: 80 % train, last epoch':<46}{100 * last_epoch_accuracy:>9.2f}{'':>9}{len(recorder.history):>7}")
+    print(f"{'seeds: 80 % train, last epoch':<50}{100 * last_epoch_accuracy:>9.2f}{'':>9}{len(recorder.history):>7}")
     write_json(args.out, {"arch": arch, "machine": describe_machine(str(device)), "seconds": round(seconds),
                           "pipeline": pipeline, "seeds_chosen_on_test": chosen_on_test,
                           "seeds_last_epoch": {"accuracy": last_epoch_accuracy, "epoch": len(recorder.history)},
