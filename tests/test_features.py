@@ -58,6 +58,20 @@ def test_missing_whisper_model_says_what_to_do(monkeypatch):
         whisper.resolve_whisper_model("nobody/no-such-model")
 
 
+def test_whisper_cpu_compute_type_is_a_choice_recorded_with_the_recipe():
+    signal = chirp(1.5)
+    int8 = make_recipe({"recipe": "whisper_embedding", "model": TINY_WHISPER}, RATE)
+    float32 = make_recipe({"recipe": "whisper_embedding", "model": TINY_WHISPER, "cpu_compute_type": "float32"},
+                          RATE)
+    assert float32.config()["cpu_compute_type"] == "float32" and int8.config()["cpu_compute_type"] == "int8"
+    exact, quantized = float32.extract(signal), int8.extract(signal)
+    assert not np.array_equal(exact, quantized)      # the choice reaches the encoder...
+    cosine = exact @ quantized / (np.linalg.norm(exact) * np.linalg.norm(quantized))
+    assert cosine > 0.95                             # ...and both encode the same clip alike
+    with pytest.raises(ValueError, match="float32, int8"):
+        make_recipe({"recipe": "whisper_embedding", "cpu_compute_type": "float64"}, RATE)
+
+
 def test_whisper_refuses_another_rate():
     with pytest.raises(ValueError, match="16000"):
         make_recipe({"recipe": "whisper_embedding"}, 22050)
@@ -77,6 +91,23 @@ def test_feature_cache_round_trip(tmp_path):
     np.testing.assert_array_equal(features[2], recipe.extract(load_audio(paths[2], RATE)))
     assert config["recipe"] == "mfcc" and config["sample_rate"] == RATE and config["shape"] == [13, 50]
     assert json.loads((tmp_path / "cache" / "recipe.json").read_text())["n_mfcc"] == 13
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "float32"])
+def test_whisper_cache_is_the_same_from_one_process_or_one_encoder_per_core(tmp_path, compute_type):
+    paths = []
+    for i, seconds in enumerate((0.8, 1.7, 2.5, 3.1)):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], chirp(seconds), RATE)
+    items = pd.DataFrame({"clip_id": list("abcd"), "copy": 0, "path": [str(p) for p in paths]})
+    recipe = make_recipe({"recipe": "whisper_embedding", "model": TINY_WHISPER, "cpu_compute_type": compute_type},
+                         RATE)
+    if not recipe.parallel:
+        pytest.skip("CTranslate2 sees a GPU: the encoder runs in one process")
+    compute_feature_cache(recipe, items, tmp_path / "pool", workers=2, progress=False)
+    compute_feature_cache(recipe, items, tmp_path / "serial", workers=1, progress=False)
+    pooled, serial = load_feature_cache(tmp_path / "pool")[0], load_feature_cache(tmp_path / "serial")[0]
+    np.testing.assert_array_equal(pooled, serial)   # single-threaded encoders change no bit
 
 
 def test_feature_cache_failure_leaves_nothing(tmp_path):

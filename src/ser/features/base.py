@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,13 @@ class FeatureRecipe:
 
     name: str = ""
     dtype = np.float16
-    # Recipes that use all cores themselves (a CTranslate2 model) run in one process.
+    # False for a recipe that must run in one process (a model on the GPU).
     parallel = True
+    # Threads the recipe may use itself: the whole machine in one process, one per worker in a pool.
+    threads: int | None = None
+    # "spawn" for a recipe whose library hangs in a forked child once its parent has used it
+    # (CTranslate2's thread pool does); "fork" starts workers faster.
+    pool_start_method = "fork"
 
     def __init__(self, sample_rate: int, **options):
         self.sample_rate = sample_rate
@@ -44,8 +49,9 @@ class FeatureRecipe:
 _worker_recipe: FeatureRecipe | None = None
 
 
-def _init_worker(recipe: FeatureRecipe) -> None:
+def _init_worker(recipe: FeatureRecipe, threads: int | None = None) -> None:
     global _worker_recipe
+    recipe.threads = threads
     _worker_recipe = recipe
 
 
@@ -68,7 +74,9 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         paths = list(items["path"])
         bar = tqdm(total=len(paths), desc=f"features ({recipe.name})", unit="clip", disable=not progress)
         if recipe.parallel and workers > 1:
-            with Pool(workers, initializer=_init_worker, initargs=(recipe,)) as pool:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            context = multiprocessing.get_context(recipe.pool_start_method)
+            with context.Pool(workers, initializer=_init_worker, initargs=(recipe, threads)) as pool:
                 for row, features in enumerate(pool.imap(_extract_file, paths, chunksize=8)):
                     array[row] = features
                     bar.update()

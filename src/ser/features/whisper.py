@@ -1,11 +1,14 @@
 """Whisper encoder embeddings (seed 001): last encoder layer, mean-pooled over time.
 
-The encoder runs through CTranslate2: float16 on a GPU, `cpu_compute_type` on
-the CPU. float32 is the default there because it is the one whose speed does not
-hinge on the CPU: int8 is fast only with AVX-512 VNNI and 1.7x slower than
-float32 on an AVX2-only CPU (README, "Whisper on the CPU"). By default a clip is
-encoded at its own length, not padded to Whisper's 30 s window: `pad_to_30s:
-true` restores the seed's behaviour (see README for the measured trade).
+The encoder runs through CTranslate2: float16 on a GPU; on the CPU
+`cpu_compute_type`, int8 by default, one single-threaded encoder per core. int8
+gives the same embeddings to the bit on every CPU and thread count we tried
+(its matrix products are integer sums), where float32's differ in the last bits
+from one instruction set to another; one encoder per core makes int8 as fast as
+float32 on an AVX2-only CPU, where one encoder on two threads was 1.5x slower
+(README, "Whisper on the CPU"). By default a clip is encoded at its own length,
+not padded to Whisper's 30 s window: `pad_to_30s: true` restores the seed's
+behaviour (see README for the measured trade).
 """
 
 from __future__ import annotations
@@ -113,10 +116,10 @@ def whisper_log_mel(signal: np.ndarray) -> np.ndarray:
 @register("whisper_embedding")
 class WhisperEmbedding(FeatureRecipe):
     dtype = np.float32
-    parallel = False  # CTranslate2 already uses every core through intra_threads
+    pool_start_method = "spawn"
 
     def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False,
-                 cpu_compute_type: str = "float32"):
+                 cpu_compute_type: str = "int8"):
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
         if cpu_compute_type not in CPU_COMPUTE_TYPES:
@@ -131,13 +134,19 @@ class WhisperEmbedding(FeatureRecipe):
         return {**self.__dict__, "_encoder": None}
 
     @property
+    def parallel(self) -> bool:  # one encoder per core on the CPU; one process owns the GPU
+        import ctranslate2
+        return ctranslate2.get_cuda_device_count() == 0
+
+    @property
     def encoder(self):
         if self._encoder is None:
             import ctranslate2
             cuda = ctranslate2.get_cuda_device_count() > 0
             self._encoder = ctranslate2.models.Whisper(
                 str(resolve_whisper_model(self.model_name)), device="cuda" if cuda else "cpu",
-                compute_type="float16" if cuda else self.cpu_compute_type, intra_threads=os.cpu_count() or 1)
+                compute_type="float16" if cuda else self.cpu_compute_type,
+                intra_threads=self.threads or os.cpu_count() or 1)
         return self._encoder
 
     @property
