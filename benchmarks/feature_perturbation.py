@@ -23,24 +23,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ser.evaluation import classification_metrics
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
-from ser.models import build_model
 from ser.params import load_params, selected_arch
 from ser.split import folds_of
-from ser.training import pick_device, predict_partition, train_model
+from ser.training import pick_device, score_state, train_model
 
 
 def train_and_score(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
                     assignment: pd.DataFrame, params: dict, device) -> dict:
     state, card = train_model(arch, arch_params, features, index, assignment, seed=params["train"]["seed"],
                               batch_size=params["train"]["batch_size"], device=device, progress=False)
-    model = build_model(arch, card["input_shape"], len(card["labels"]), **arch_params.get("model", {}))
-    model.load_state_dict(state)
-    _, actual, predicted = predict_partition(model.to(device), features, index, assignment,
-                                             card["standardization"], device)
-    metrics = classification_metrics(actual, predicted)
+    metrics = score_state(state, card, features, index, assignment, device)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "best_epoch": card["best_epoch"]}
 
 

@@ -26,13 +26,12 @@ import time
 
 import pandas as pd
 
-from ser.evaluation import classification_metrics, describe_machine
+from ser.evaluation import describe_machine
 from ser.features import load_feature_cache
 from ser.io import write_json
-from ser.models import build_model
 from ser.params import load_params, selected_arch
 from ser.split import folds_of
-from ser.training import pick_device, predict_partition, train_model
+from ser.training import pick_device, score_state, train_model
 
 
 class EpochRecorder:
@@ -49,12 +48,8 @@ class EpochRecorder:
         pass
 
 
-def score(arch: str, arch_params: dict, state: dict, card: dict, features, index, assignments, device) -> dict:
-    model = build_model(arch, card["input_shape"], len(card["labels"]), **arch_params.get("model", {}))
-    model.load_state_dict(state)
-    model.to(device)
-    _, actual, predicted = predict_partition(model, features, index, assignments, card["standardization"], device)
-    metrics = classification_metrics(actual, predicted)
+def score(state: dict, card: dict, features, index, assignments, device) -> dict:
+    metrics = score_state(state, card, features, index, assignments, device)
     return {key: round(metrics[key], 4) for key in ("accuracy", "macro_f1", "balanced_accuracy")}
 
 
@@ -77,7 +72,7 @@ def main():
 
     started = time.perf_counter()
     state, card = train_model(arch, arch_params, features, index, split, **options)
-    pipeline = {**score(arch, arch_params, state, card, features, index, split, device),
+    pipeline = {**score(state, card, features, index, split, device),
                 "train_clips": card["train_clips"], "best_epoch": card["best_epoch"]}
 
     # The seeds' protocol: the validation clips train too, and the test clips are the validation set.
@@ -85,7 +80,7 @@ def main():
                                                                   "test": "validation"}))
     recorder = EpochRecorder()
     state, card = train_model(arch, arch_params, features, index, seeds_split, logger=recorder, **options)
-    chosen_on_test = {**score(arch, arch_params, state, card, features, index, split, device),
+    chosen_on_test = {**score(state, card, features, index, split, device),
                       "train_clips": card["train_clips"], "best_epoch": card["best_epoch"]}
     last_epoch_accuracy = round(recorder.history[-1], 4)
     seconds = time.perf_counter() - started

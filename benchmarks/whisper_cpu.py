@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.augment import INDEX_FILE
+from ser.augment import clips_and_copies
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
 from ser.features.whisper import CPU_COMPUTE_TYPES
 from ser.io import write_json
@@ -40,12 +40,7 @@ def cpu_isa() -> str:
 
 
 def sample_items(count: int, seed: int) -> pd.DataFrame:
-    manifest = pd.read_parquet("data/manifest.parquet")
-    copies = pd.read_parquet(Path("data/augmented") / INDEX_FILE)
-    items = pd.concat([
-        manifest.assign(copy=0, path=[str(Path("data/raw") / p) for p in manifest["path"]]),
-        copies.assign(path=[str(Path("data/augmented") / f) for f in copies["file"]]),
-    ])[["clip_id", "copy", "path"]]
+    items = clips_and_copies(pd.read_parquet("data/manifest.parquet"), "data/raw", "data/augmented")
     return items.sample(min(count, len(items)), random_state=seed).sort_values(["clip_id", "copy"],
                                                                               ignore_index=True)
 

@@ -22,12 +22,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ser.evaluation import classification_metrics
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
 from ser.io import write_json
 from ser.params import load_params
-from ser.training import predict_partition, train_model
-from ser.models import build_model
+from ser.training import score_state, train_model
 
 
 def run_mode(pad_to_30s: bool, items: pd.DataFrame, split: pd.DataFrame, params: dict) -> dict:
@@ -42,10 +40,7 @@ def run_mode(pad_to_30s: bool, items: pd.DataFrame, split: pd.DataFrame, params:
         features = np.array(features)
     state, card = train_model("whisper_mlp", arch_params, features, index, split, seed=params["train"]["seed"],
                               batch_size=params["train"]["batch_size"], device=torch.device("cpu"), progress=False)
-    model = build_model("whisper_mlp", card["input_shape"], 8, **arch_params["model"])
-    model.load_state_dict(state)
-    _, actual, predicted = predict_partition(model, features, index, split, card["standardization"], "cpu")
-    metrics = classification_metrics(actual, predicted)
+    metrics = score_state(state, card, features, index, split, "cpu")
     return {"pad_to_30s": pad_to_30s, "clips": len(items), "seconds_per_clip": round(seconds / len(items), 4),
             "accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4),
             "best_epoch": card["best_epoch"], "n_test": metrics["n_test"]}

@@ -42,7 +42,11 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.n
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model here (run `dvc repro` first)")
     saved = torch.load(path, map_location=device, weights_only=False)
-    card = saved["card"]
+    return restore_model(saved["card"], saved["state_dict"], device), saved["card"]
+
+
+def restore_model(card: dict, state_dict: dict, device: str = "cpu") -> torch.nn.Module:
+    """The trained network described by `card` (as `train_model` returns it), in eval mode on `device`."""
     model = build_model(card["arch"], card["input_shape"], len(card["labels"]), **card["model_options"])
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), card
+    model.load_state_dict(state_dict)
+    return model.to(device).eval()

@@ -13,7 +13,9 @@ import torch.nn as nn
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
+from .checkpoint import restore_model
 from .corpus import EMOTIONS
+from .evaluation import classification_metrics
 from .models import build_model
 
 
@@ -146,6 +148,14 @@ def predict_partition(model: nn.Module, features: np.ndarray, index: pd.DataFram
     batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
     predicted = predict_logits(model, batches, standardization, device).argmax(1).numpy()
     return rows, actual, predicted
+
+
+def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+                device, partition: str = "test") -> dict:
+    """Classification metrics of a `train_model` result (state, card) on one partition's original clips."""
+    _, actual, predicted = predict_partition(restore_model(card, state, device), features, index, assignments,
+                                             card["standardization"], device, partition)
+    return classification_metrics(actual, predicted)
 
 
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,

@@ -134,15 +134,19 @@ class WhisperEmbedding(FeatureRecipe):
         return {**self.__dict__, "_encoder": None}
 
     @property
-    def parallel(self) -> bool:  # one encoder per core on the CPU; one process owns the GPU
+    def on_gpu(self) -> bool:
         import ctranslate2
-        return ctranslate2.get_cuda_device_count() == 0
+        return ctranslate2.get_cuda_device_count() > 0
+
+    @property
+    def parallel(self) -> bool:  # one encoder per core on the CPU; one process owns the GPU
+        return not self.on_gpu
 
     @property
     def encoder(self):
         if self._encoder is None:
             import ctranslate2
-            cuda = ctranslate2.get_cuda_device_count() > 0
+            cuda = self.on_gpu
             self._encoder = ctranslate2.models.Whisper(
                 str(resolve_whisper_model(self.model_name)), device="cuda" if cuda else "cpu",
                 compute_type="float16" if cuda else self.cpu_compute_type,
