@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,8 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_orphaned_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     tmp_target = tmp / (target.name + suffix)
     try:
         yield tmp_target
@@ -30,6 +32,33 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_target, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_orphaned_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of `target` left by writers that were killed (SIGKILL skips `finally`).
+
+    A temporary's name carries its writer's pid, so one still being written by a
+    live process is never touched. Returns what was removed.
+    """
+    target = Path(target)
+    removed = []
+    name = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")  # as atomic_path names them
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        writer = name.fullmatch(leftover.name)
+        if writer and not _process_alive(int(writer.group(1))):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
