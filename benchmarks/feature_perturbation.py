@@ -16,13 +16,12 @@ back the pipeline's own metrics (reports/metrics.json): that is checked.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ser.evaluation import describe_machine
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
 from ser.params import load_params, selected_arch
@@ -77,7 +76,7 @@ def main():
                   f"{result['macro_f1']:.4f} ({result['macro_f1_delta']:+.4f}), best epoch {result['best_epoch']}",
                   flush=True)
     worst = max(max(abs(r["accuracy_delta"]), abs(r["macro_f1_delta"])) for r in runs)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {device}"
+    machine = describe_machine(device.type)
     print(f"{arch}, {params['split']['protocol']}: unperturbed accuracy {baseline['accuracy']:.4f}, macro F1 "
           f"{baseline['macro_f1']:.4f}; largest move over {len(runs)} perturbed trainings {worst:.4f} ({machine})")
     write_json(args.out, {"arch": arch, "protocol": params["split"]["protocol"], "machine": machine,

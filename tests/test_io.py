@@ -23,7 +23,7 @@ def test_a_failed_write_keeps_the_old_output(tmp_path):
 def _killed_writer(target) -> None:
     """A process that starts writing `target` and is SIGKILLed mid-write, so no cleanup runs."""
     script = textwrap.dedent(f"""
-        import os, signal, sys
+        import os, signal
         from ser.io import atomic_path
         with atomic_path({str(target)!r}) as tmp:
             tmp.mkdir()

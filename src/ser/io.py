@@ -34,21 +34,18 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_orphaned_temporaries(target: str | os.PathLike) -> list[Path]:
+def remove_orphaned_temporaries(target: str | os.PathLike) -> None:
     """Delete the temporaries of `target` left by writers that were killed (SIGKILL skips `finally`).
 
     A temporary's name carries its writer's pid, so one still being written by a
-    live process is never touched. Returns what was removed.
+    live process is never touched.
     """
     target = Path(target)
-    removed = []
     name = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")  # as atomic_path names them
     for leftover in target.parent.glob(f".{target.name}.*.tmp"):
         writer = name.fullmatch(leftover.name)
         if writer and not _process_alive(int(writer.group(1))):
             shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(leftover)
-    return removed
 
 
 def _process_alive(pid: int) -> bool:
@@ -57,7 +54,7 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by someone else
-        return True
+        pass
     return True
 
 
