@@ -12,6 +12,8 @@ decision; YIN's frames under the recipe's energy floor are unvoiced), in cents.
 
 from __future__ import annotations
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import argparse
 import os
 import platform

@@ -10,6 +10,8 @@ is predicted; throughput is over the next `--clips` files, one at a time, as
 
 from __future__ import annotations
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import argparse
 import os
 import platform

@@ -13,6 +13,8 @@ memory PyTorch allocated there.
 
 from __future__ import annotations
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import argparse
 import multiprocessing
 import os

@@ -11,6 +11,8 @@ stage sees them.
 
 from __future__ import annotations
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import argparse
 import os
 import platform

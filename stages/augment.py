@@ -1,5 +1,7 @@
 """Stage augment: seeded augmented copies of every clip (data/augmented/)."""
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import pandas as pd
 
 from ser.augment import AugmentConfig, augment_corpus

@@ -4,6 +4,8 @@ SER_DOWNLOAD_SOURCE, when set, replaces download.source; DVC does not see it, so
 reports/source.json records what was actually used.
 """
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import os
 from pathlib import Path
 

@@ -1,20 +1,23 @@
 """Stage evaluate: test-set metrics, predictions for DVC's confusion plot, and a confusion-matrix PNG.
 
-With several folds (actor_kfold), each fold's model is scored on its own
-held-out actors; the metrics are the mean ± std over folds, and the
-predictions and confusion matrix are pooled over all folds.
+Each run (repeat x fold) is scored with its own model on its own test clips.
+A repeat scores the mean over its folds; the metrics are the mean over
+repeats with their spread, 95 % interval and drift tolerance; the predictions
+and the confusion matrix are pooled over every run.
 """
+
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
 
 import numpy as np
 import pandas as pd
 
-from ser.checkpoint import fold_model_dir, load_checkpoint
+from ser.checkpoint import load_checkpoint, run_model_dir
 from ser.corpus import EMOTIONS
-from ser.evaluation import classification_metrics, cross_validation_summary, plot_confusion, result_record
+from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
 from ser.params import load_params
-from ser.split import folds_of
+from ser.split import run_names, runs_of
 from ser.stages import run_stage
 from ser.training import pick_device, predict_partition
 
@@ -23,28 +26,26 @@ def main():
     params = load_params()
     device = pick_device(params["train"]["device"])
     features, index, _ = load_feature_cache("data/features")
-    folds = folds_of(pd.read_parquet("data/split.parquet"))
-    per_fold, records, pooled_actual, pooled_predicted = [], [], [], []
-    for fold, assignment in folds.items():
-        model, card = load_checkpoint(fold_model_dir("models", fold, len(folds)), device=device)
+    runs = runs_of(pd.read_parquet("data/split.parquet"))
+    names = run_names(runs)
+    scored, records, pooled_actual, pooled_predicted = [], [], [], []
+    for (repeat, fold), assignment in runs.items():
+        model, card = load_checkpoint(run_model_dir("models", names[repeat, fold]), device=device)
         rows, actual, predicted = predict_partition(model, features, index, assignment, card["standardization"],
                                                     device)
         scores = classification_metrics(actual, predicted)
-        per_fold.append({"fold": fold, "test_actors": card["split"]["test_actors"],
-                         **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
-                                                   "n_test")},
-                         "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]})
-        records += [{"clip_id": clip, "fold": fold, "actual": EMOTIONS[a], "predicted": EMOTIONS[p]}
+        scored.append({"repeat": repeat, "fold": fold, "split_seed": card["split"]["split_seed"],
+                       "train_seed": card["seed"], "test_actors": card["split"]["test_actors"],
+                       **{k: scores[k] for k in (*SUMMARIZED, "n_test")},
+                       "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]})
+        records += [{"clip_id": clip, "repeat": repeat, "fold": fold, "actual": EMOTIONS[a], "predicted": EMOTIONS[p]}
                     for clip, a, p in zip(index["clip_id"].iloc[rows], actual, predicted)]
         pooled_actual.append(actual)
         pooled_predicted.append(predicted)
     actual, predicted = np.concatenate(pooled_actual), np.concatenate(pooled_predicted)
-    pooled = classification_metrics(actual, predicted)
     split = params["split"]
-    if len(folds) == 1:
-        metrics = {**pooled, "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"]}
-    else:
-        metrics = cross_validation_summary(per_fold, pooled)
+    metrics = repeated_summary(scored, classification_metrics(actual, predicted))
+    if split["protocol"] == "actor_kfold":
         metrics.update(test_subset=split["actor_kfold"]["test_subset"],
                        train_subset=split["actor_kfold"]["train_subset"])
     metrics = {**metrics, "arch": card["arch"], "protocol": split["protocol"], "subset": split["subset"],
@@ -53,14 +54,17 @@ def main():
     write_json(f"reports/results/{split['protocol']}/{card['arch']}.json",
                result_record(metrics, read_json("reports/train/metrics.json")))
     write_json("reports/predictions.json", records)
-    spread = "" if len(folds) == 1 else f" (mean of {len(folds)} folds; pooled below)"
-    title = (f"{card['arch']}, {split['protocol']} split: accuracy {metrics['accuracy']:.3f}, "
-             f"macro F1 {metrics['macro_f1']:.3f}{spread} ({len(actual)} test clips)")
+    repeats, folds = metrics["repeats"], metrics["folds_per_repeat"]
+    spread = "" if repeats == 1 else f" ± {metrics['accuracy_std']:.3f}"
+    runs_said = " x ".join(f"{n} {what}" for n, what in ((repeats, "repeats"), (folds, "folds")) if n > 1)
+    title = (f"{card['arch']}, {split['protocol']} split: accuracy {metrics['accuracy']:.3f}{spread}, "
+             f"macro F1 {metrics['macro_f1']:.3f}{' (' + runs_said + ', pooled below)' if runs_said else ''} "
+             f"({metrics['n_test']} test clips{' each repeat' if repeats > 1 else ''})")
     plot_confusion(actual, predicted, "reports/confusion_matrix.png", title=title)
     # Kept beside the kept metrics (see dvc.yaml), one per protocol and arch.
     plot_confusion(actual, predicted, f"reports/figures/{split['protocol']}/{card['arch']}_confusion.png", title=title)
-    print(f"evaluate: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}{spread} "
-          f"on {len(actual)} clips")
+    print(f"evaluate: accuracy {metrics['accuracy']:.4f}{spread}, macro F1 {metrics['macro_f1']:.4f} "
+          f"± {metrics['macro_f1_std']:.4f} over {repeats} repeat(s) of {metrics['n_test']} test clips")
 
 
 if __name__ == "__main__":

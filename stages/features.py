@@ -1,5 +1,7 @@
 """Stage features: the selected arch's feature recipe over every clip and copy (data/features/)."""
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import pandas as pd
 
 from ser.augment import clips_and_copies

@@ -1,5 +1,7 @@
 """Stage prepare: decode the RAVDESS file names into data/manifest.parquet."""
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 from ser.io import write_parquet
 from ser.manifest import build_manifest
 from ser.params import load_params

@@ -1,10 +1,12 @@
 """Stage split: assign each clip to train / validation / test (data/split.parquet)."""
 
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
 import pandas as pd
 
 from ser.io import write_json, write_parquet
 from ser.params import load_params
-from ser.split import folds_of, make_split
+from ser.split import make_split, run_names, runs_of
 from ser.stages import run_stage
 
 
@@ -13,15 +15,18 @@ def main():
     manifest = pd.read_parquet("data/manifest.parquet")
     split = make_split(manifest, params)
     write_parquet("data/split.parquet", split)
-    folds = {fold: {"clips": assignment.groupby("partition").size().to_dict(),
-                    "actors": {p: sorted(int(a) for a in g["actor"].unique())
-                               for p, g in assignment.groupby("partition")}}
-             for fold, assignment in folds_of(split).items()}
-    summary = {"protocol": params["protocol"], "subset": params["subset"]}
-    summary.update(folds[1] if len(folds) == 1 else {"folds": folds})
+    runs = runs_of(split)
+    names = run_names(runs)
+    described = {names[run] or "all":
+                 {"clips": assignment.groupby("partition").size().to_dict(),
+                  "actors": {p: sorted(int(a) for a in g["actor"].unique())
+                             for p, g in assignment.groupby("partition")}}
+                 for run, assignment in runs.items()}
+    summary = {"protocol": params["protocol"], "subset": params["subset"], "repeats": params.get("repeats", 1)}
+    summary.update(described["all"] if len(described) == 1 else {"runs": described})
     write_json("reports/split.json", summary)
-    for fold, described in folds.items():
-        print(f"split: fold {fold}: {described['clips']}")
+    for name, run in described.items():
+        print(f"split: {name}: {run['clips']}")
 
 
 if __name__ == "__main__":

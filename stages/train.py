@@ -1,4 +1,9 @@
-"""Stage train: fit the selected arch; best checkpoint to models/, curves to reports/train/ (DVCLive)."""
+"""Stage train: fit the selected arch once per run (repeat x fold); best checkpoints to models/, curves to reports/train/ (DVCLive).
+
+Run (repeat r, fold k) trains on that fold of repeat r's split with the seed `train.seed + r - 1`.
+"""
+
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
 
 import time
 
@@ -6,10 +11,10 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from ser.checkpoint import fold_model_dir, save_checkpoint
+from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.features import load_feature_cache
 from ser.params import load_params, selected_arch
-from ser.split import folds_of
+from ser.split import repeat_seed, run_names, runs_of
 from ser.stages import run_stage
 from ser.training import pick_device, train_model
 
@@ -30,21 +35,25 @@ def main():
             raise RuntimeError("DVCLive needs a git repository with at least one commit: "
                                "`git add -A && git commit` first") from None
         raise
-    folds = folds_of(assignments)
+    runs = runs_of(assignments)
+    names = run_names(runs)
     with live:
         started = time.perf_counter()
-        for fold, assignment in folds.items():
-            state, card = train_model(arch, arch_params, features, index, assignment, seed=options["seed"],
+        for (repeat, fold), assignment in runs.items():
+            name = names[repeat, fold]
+            seed = repeat_seed(options["seed"], repeat)
+            state, card = train_model(arch, arch_params, features, index, assignment, seed=seed,
                                       batch_size=options["batch_size"], device=device, logger=live,
-                                      metric_prefix="" if len(folds) == 1 else f"fold_{fold}/")
+                                      metric_prefix=f"{name}/" if name else "")
             card["feature_recipe"] = recipe
             card["split"] = {"protocol": params["split"]["protocol"], "subset": params["split"]["subset"],
-                             "fold": fold, "folds": len(folds),
+                             "repeat": repeat, "fold": fold, "runs": len(runs),
+                             "split_seed": repeat_seed(params["split"]["seed"], repeat),
                              "test_actors": sorted(int(a) for a in assignment.loc[assignment["partition"] == "test",
                                                                                  "actor"].unique())}
-            save_checkpoint(fold_model_dir("models", fold, len(folds)), state, card)
-            print(f"train: fold {fold}/{len(folds)}: best validation accuracy {card['best_validation_accuracy']:.4f}"
-                  f" at epoch {card['best_epoch']}/{card['epochs_run']} on {device}")
+            save_checkpoint(run_model_dir("models", name), state, card)
+            print(f"train: {name or 'model'} (seed {seed}): best validation accuracy "
+                  f"{card['best_validation_accuracy']:.4f} at epoch {card['best_epoch']}/{card['epochs_run']} on {device}")
         # Timing goes to the metrics, not the model card, so models/ is identical run to run.
         live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
 

@@ -1,3 +1,5 @@
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic as the stages (see ser/__init__.py)
+
 import sys
 from pathlib import Path
 

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from ser.evaluation import classification_metrics, plot_confusion
+from scipy import stats
+
+from ser.evaluation import classification_metrics, drift_tolerance, mean_interval, plot_confusion, repeated_summary
 
 
 def test_metrics_by_hand():
@@ -25,3 +27,37 @@ def test_confusion_png(tmp_path):
     data = (tmp_path / "cm.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert [p.name for p in tmp_path.iterdir()] == ["cm.png"]
+
+
+def run(repeat, fold, accuracy, **other):
+    scores = {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy - 0.01,
+              "weighted_f1": accuracy, **other}
+    return {"repeat": repeat, "fold": fold, "n_test": 10, **scores}
+
+
+def test_repeats_are_the_distribution_and_folds_are_averaged_within_a_repeat():
+    runs = [run(1, 1, 0.70), run(1, 2, 0.80), run(2, 1, 0.74), run(2, 2, 0.86), run(3, 1, 0.72), run(3, 2, 0.78)]
+    summary = repeated_summary(runs, {"n_test": 60})
+    by_repeat = np.array([0.75, 0.80, 0.75])                 # each repeat: the mean over its two folds
+    assert summary["accuracy"] == pytest.approx(by_repeat.mean())
+    assert summary["accuracy_std"] == pytest.approx(by_repeat.std(ddof=1))
+    assert [row["accuracy"] for row in summary["per_repeat"]] == pytest.approx(by_repeat)
+    half = stats.t.ppf(0.975, 2) * by_repeat.std(ddof=1) / np.sqrt(3)
+    assert summary["accuracy_ci95"]["low"] == pytest.approx(by_repeat.mean() - half)
+    assert summary["accuracy_ci95"]["high"] == pytest.approx(by_repeat.mean() + half)
+    # The spread over speakers is kept apart: fold 1 averages 0.72, fold 2 0.8133.
+    assert summary["accuracy_fold_std"] == pytest.approx(np.std([0.72, 0.8133333], ddof=1), rel=1e-5)
+    assert summary["repeats"] == 3 and summary["folds_per_repeat"] == 2 and summary["n_test"] == 20
+    assert summary["runs"] == runs and summary["pooled"] == {"n_test": 60}
+
+
+def test_drift_tolerance_follows_the_spread_and_the_number_of_runs():
+    # Two means of N runs differ with std sqrt(2/N) * sigma; sigma is estimated, hence t with N-1 dof.
+    assert drift_tolerance(0.01, 5) == pytest.approx(stats.t.ppf(0.995, 4) * 0.01 * np.sqrt(2 / 5))
+    assert drift_tolerance(0.01, 10) < drift_tolerance(0.01, 5) < drift_tolerance(0.02, 5)
+    assert drift_tolerance(0.01, 1) is None
+    summary = repeated_summary([run(r, 1, 0.7 + 0.01 * r) for r in range(1, 6)], {"n_test": 50})
+    assert summary["drift_tolerance"]["accuracy"] == pytest.approx(drift_tolerance(summary["accuracy_std"], 5))
+    single = repeated_summary([run(1, 1, 0.7)], {"n_test": 10})
+    assert single["accuracy_std"] == 0.0 and single["drift_tolerance"] == {"accuracy": None, "macro_f1": None}
+    assert mean_interval(np.array([0.7])) == (0.7, 0.7)

@@ -107,7 +107,12 @@ def test_whisper_cache_is_the_same_from_one_process_or_one_encoder_per_core(tmp_
     compute_feature_cache(recipe, items, tmp_path / "pool", workers=2, progress=False)
     compute_feature_cache(recipe, items, tmp_path / "serial", workers=1, progress=False)
     pooled, serial = load_feature_cache(tmp_path / "pool")[0], load_feature_cache(tmp_path / "serial")[0]
-    np.testing.assert_array_equal(pooled, serial)   # single-threaded encoders change no bit
+    if compute_type == "int8":
+        np.testing.assert_array_equal(pooled, serial)   # integer sums: no bit moves, on any CPU we tried
+    else:
+        # float32 sums are ordered by the thread layout on some CPUs: 9.5e-7 apart on an AVX-512 Xeon,
+        # equal on an AVX2-only EPYC. Only closeness holds everywhere.
+        np.testing.assert_allclose(pooled, serial, rtol=0, atol=1e-5)
 
 
 def test_feature_cache_failure_leaves_nothing(tmp_path):
@@ -159,3 +164,9 @@ def test_prosody_channels_hold_pitch_and_energy_per_frame():
     assert np.median(pitch[0, 5:45]) == pytest.approx(220, rel=0.02)
     assert np.all(pitch[0, 60:] == 0) and np.all(energy[0, 60:] == 0)   # silence after the 1 s tone
     assert energy[0, 10] == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+
+
+def test_mel_projection_is_the_filter_bank_product_without_blas():
+    from ser.features.whisper import _mel_filters, mel_projection
+    power = np.abs(np.random.default_rng(0).standard_normal((201, 37))).astype(np.float32)
+    np.testing.assert_allclose(mel_projection(power), _mel_filters() @ power, rtol=1e-5, atol=1e-9)

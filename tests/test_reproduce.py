@@ -1,7 +1,9 @@
 """What CI re-derives: each entry runs as the command a user would type, against a committed result."""
 
+import json
 from pathlib import Path
 
+from ser.drift import WATCHED
 from ser.params import load_params
 from ser.split import PROTOCOLS
 from ser.reproduce import CI_REDERIVES, command_for, git_identity, kept_result, ordered
@@ -26,6 +28,9 @@ def test_every_entry_has_a_committed_result_and_a_known_arch_and_protocol():
     params = load_params(ROOT / "params.yaml")
     for protocol, arch in CI_REDERIVES:
         assert (ROOT / kept_result(protocol, arch)).is_file(), f"CI would have nothing to compare {protocol}/{arch} with"
+        kept = json.loads((ROOT / kept_result(protocol, arch)).read_text())
+        # The drift check's tolerance comes from the spread over repeats: one run has none.
+        assert kept["repeats"] >= 2 and all(kept["drift_tolerance"][name] > 0 for name in WATCHED)
         assert arch in params["archs"]
         assert protocol in PROTOCOLS
 

@@ -8,28 +8,43 @@ from ser.results import main, render
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def kept(root, protocol, arch, **metrics):
+def kept(root, protocol, arch, per_repeat, **metrics):
     path = root / protocol / f"{arch}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": "test CPU", "commit": "abc1234", "train_seconds": 90, **metrics}))
+    runs = [{"repeat": r, "fold": 1, "epochs_run": 100, "best_epoch": 40 + r} for r in range(1, len(per_repeat) + 1)]
+    path.write_text(json.dumps({"machine": "test CPU", "commit": "abc1234", "train_seconds": 90,
+                                "repeats": len(per_repeat), "per_repeat": per_repeat, "runs": runs, **metrics}))
 
 
 def test_tables_come_from_the_kept_files(tmp_path):
-    kept(tmp_path, "random", "cnn_gru_attn", accuracy=0.8122, macro_f1=0.8114, balanced_accuracy=0.8192,
-         epochs_run=100, best_epoch=44)
-    kept(tmp_path, "actor_kfold", "whisper_mlp", accuracy=0.68, accuracy_std=0.05, balanced_accuracy=0.7,
-         balanced_accuracy_std=0.04, macro_f1=0.67, macro_f1_std=0.06, test_subset="speech",
-         folds=[{"epochs_run": 90, "best_epoch": 20 + k} for k in range(6)],
-         train_subset="all")
+    kept(tmp_path, "random", "cnn_gru_attn", [{"accuracy": 0.8122}], accuracy=0.8122, macro_f1=0.8114,
+         balanced_accuracy=0.8192)
+    kept(tmp_path, "random", "whisper_mlp", [{"accuracy": a} for a in (0.86, 0.88, 0.90)], accuracy=0.88,
+         accuracy_std=0.02, accuracy_ci95={"low": 0.83, "high": 0.93}, macro_f1=0.87, macro_f1_std=0.01,
+         balanced_accuracy=0.89, balanced_accuracy_std=0.03)
+    kept(tmp_path, "random", "deep_cnn", [{"accuracy": a} for a in (0.70, 0.71, 0.72)], accuracy=0.71,
+         accuracy_std=0.01, accuracy_ci95={"low": 0.69, "high": 0.73}, macro_f1=0.7, macro_f1_std=0.01,
+         balanced_accuracy=0.7, balanced_accuracy_std=0.01)
+    kfold_runs = [{"balanced_accuracy": 0.7}, {"balanced_accuracy": 0.72}]
+    kept(tmp_path, "actor_kfold", "whisper_mlp", kfold_runs, accuracy=0.68, accuracy_std=0.05,
+         balanced_accuracy=0.71, balanced_accuracy_std=0.014, balanced_accuracy_ci95={"low": 0.58, "high": 0.84},
+         balanced_accuracy_fold_std=0.04, macro_f1=0.67, macro_f1_std=0.06, folds_per_repeat=6,
+         test_subset="speech", train_subset="all")
     readme = "intro\n<!-- results:random -->\nSTALE TABLE\n<!-- /results:random -->\nmiddle\n" \
              "<!-- results:actor_kfold -->\n<!-- /results:actor_kfold -->\nend\n"
-    ci_rederives = [("random", "cnn_gru_attn")]
+    ci_rederives = [("random", "whisper_mlp")]
     text = render(readme, tmp_path, ci_rederives)
     assert "STALE TABLE" not in text and text.startswith("intro\n") and text.endswith("end\n") and "middle" in text
-    assert "| `cnn_gru_attn` | 81.22 | 81.14 | 81.92 | 100 (44) | 1.5 min | test CPU | `abc1234` " \
-           "| acc 83 (003) | yes |" in text
-    assert "| `whisper_mlp` | 68.00 ± 5.00 | 70.00 ± 4.00 | 67.00 ± 6.00 | 6 | 90 (20–25) | speech / all " \
-           "| test CPU | `abc1234` | no |" in text
+    # A single run says so and has no interval; several show mean ± std and the 95 % interval.
+    assert "| `cnn_gru_attn` | 1 | 81.22 | 81.14 | 81.92 | one run: none | 100 (41) | 1.5 min | test CPU " \
+           "| `abc1234` | acc 83 (003) | no |" in text
+    assert "| `whisper_mlp` | 3 | 88.00 ± 2.00 | 87.00 ± 1.00 | 89.00 ± 3.00 | 83.00–93.00 | 100 (41–43) " \
+           "| 1.5 min | test CPU | `abc1234` | acc 88.59, F1 88.96 (001) | yes |" in text
+    assert "| `whisper_mlp` | 2 | 68.00 ± 5.00 | 71.00 ± 1.40 | 67.00 ± 6.00 | 58.00–84.00 | 4.00 | 6 | 100 (41–42) " \
+           "| speech / all | test CPU | `abc1234` | no |" in text
+    # Differences are judged against the spread over repeats.
+    assert "| `whisper_mlp` − `deep_cnn` | +17.00 | p = 0.001 | yes (p < 0.05) |" in text
+    assert "| `whisper_mlp` − `cnn_gru_attn` | +6.78 | — | can't tell: one run |" in text
     assert render(text, tmp_path, ci_rederives) == text
 
 

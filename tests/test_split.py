@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ser.corpus import make_name, parse_name
-from ser.split import actor_folds, assign_folds, assign_partitions, folds_of, make_split
+from ser.split import actor_folds, assign_folds, assign_partitions, make_split, run_names, runs_of
 from ser.training import partition_rows
 
 
@@ -91,7 +91,7 @@ def kfold_params(**kfold) -> dict:
 
 
 def test_actor_kfold_never_puts_an_actor_on_both_sides():
-    folds = folds_of(make_split(MANIFEST, kfold_params()))
+    folds = {fold: assignment for (_, fold), assignment in runs_of(make_split(MANIFEST, kfold_params())).items()}
     assert sorted(folds) == [1, 2, 3, 4, 5, 6]
     tested = []
     for fold, assignment in folds.items():
@@ -113,7 +113,7 @@ def test_actor_kfold_no_copy_of_a_test_clip_reaches_training():
     split = make_split(MANIFEST, kfold_params(test_subset="all"))
     index = pd.DataFrame([(c, k) for c in MANIFEST["clip_id"] for k in range(5)], columns=["clip_id", "copy"])
     actor_of = MANIFEST.set_index("clip_id")["actor"]
-    for fold, assignment in folds_of(split).items():
+    for (_, fold), assignment in runs_of(split).items():
         rows = partition_rows(index, assignment)
         train_clips = set(index["clip_id"].iloc[rows["train"]])
         assert not {actor_of[c] for c in train_clips} & set(EMOBOX_FOLDS[fold - 1])
@@ -126,15 +126,49 @@ def test_actor_kfold_is_stable_and_configurable():
     split = make_split(MANIFEST, kfold_params())
     again = make_split(MANIFEST.sample(frac=1, random_state=5), kfold_params())
     pd.testing.assert_frame_equal(split, again)
-    speech_only = folds_of(make_split(MANIFEST, kfold_params(train_subset="speech")))
+    speech_only = runs_of(make_split(MANIFEST, kfold_params(train_subset="speech")))
     for assignment in speech_only.values():
         used = assignment[assignment["partition"] != "excluded"]
         assert (used["vocal_channel"] == "speech").all()
     assert actor_folds(range(1, 25), 5) == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15],
                                             [16, 17, 18, 19, 20], [21, 22, 23, 24]]
-    assert len(folds_of(make_split(MANIFEST, kfold_params(folds=4)))) == 4
+    assert len(runs_of(make_split(MANIFEST, kfold_params(folds=4)))) == 4
     for bad in ([[1, 2], [2, 3]], [[1, 25]], [[1, 2, 3]], 1):
         with pytest.raises(ValueError, match="actor_kfold.folds"):
             actor_folds(range(1, 25), bad)
     with pytest.raises(ValueError, match="assign_folds"):
         assign_partitions(MANIFEST, "actor_kfold")
+
+
+@pytest.mark.parametrize("protocol", ["random", "actor_kfold"])
+def test_repeats_redraw_every_seed_and_never_leak(protocol):
+    params = {**kfold_params(), "protocol": protocol, "test_fraction": 0.2, "test_actors": [], "repeats": 3}
+    runs = runs_of(make_split(MANIFEST, params))
+    folds = 6 if protocol == "actor_kfold" else 1
+    assert list(runs) == [(repeat, fold) for repeat in (1, 2, 3) for fold in range(1, folds + 1)]
+    index = pd.DataFrame([(c, k) for c in MANIFEST["clip_id"] for k in range(5)], columns=["clip_id", "copy"])
+    for (repeat, fold), assignment in runs.items():
+        # Repeat r is the single draw with seed + r - 1: the kept single runs stay what they were.
+        single = make_split(MANIFEST, {**params, "repeats": 1, "seed": 42 + repeat - 1})
+        expected = runs_of(single)[1, fold]
+        pd.testing.assert_frame_equal(assignment.drop(columns="repeat"), expected.drop(columns="repeat"))
+        rows = partition_rows(index, assignment)
+        train_clips = set(index["clip_id"].iloc[rows["train"]])
+        held_out = set(assignment.loc[assignment["partition"].isin(["validation", "test"]), "clip_id"])
+        assert not train_clips & held_out
+    tests = [set(runs[repeat, 1].query("partition == 'test'")["clip_id"]) for repeat in (1, 2, 3)]
+    validations = [set(runs[repeat, 1].query("partition == 'validation'")["clip_id"]) for repeat in (1, 2, 3)]
+    if protocol == "random":
+        assert tests[0] != tests[1] != tests[2]     # a repeated stratified 80/20
+    else:
+        assert tests[0] == tests[1] == tests[2]     # the folds are the folds; their validation draw is new
+    assert validations[0] != validations[1] != validations[2]
+
+
+def test_run_names_are_folders_and_curve_prefixes():
+    assert run_names([(1, 1)]) == {(1, 1): ""}
+    assert run_names([(1, 1), (1, 2)]) == {(1, 1): "fold_1", (1, 2): "fold_2"}
+    assert run_names([(1, 1), (2, 1)]) == {(1, 1): "repeat_1", (2, 1): "repeat_2"}
+    assert run_names([(r, f) for r in (1, 2) for f in (1, 2)])[2, 1] == "repeat_2/fold_1"
+    with pytest.raises(ValueError, match="split.repeats"):
+        make_split(MANIFEST, {**kfold_params(), "repeats": 0})

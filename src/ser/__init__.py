@@ -1,3 +1,40 @@
-"""Speech emotion recognition on RAVDESS: the library behind the DVC stages."""
+"""Speech emotion recognition on RAVDESS: the library behind the DVC stages.
+
+Importing `ser` before numpy and PyTorch load keeps them on code paths that
+every x86-64 CPU with AVX2 runs alike (README, "The same bits on every CPU"):
+
+- numpy's AVX-512 kernels (exp, log, sin, cos...) round differently in the
+  last bit; they changed every augmented copy, and from there every Whisper
+  feature, between an AVX-512 Intel Xeon and an AVX2-only AMD EPYC;
+- CTranslate2 runs its int8 matrix products on MKL on Intel CPUs and on
+  oneDNN elsewhere: the Whisper features of the two agree to a cosine of
+  0.995 only. oneDNN everywhere, held to AVX2, gives one result;
+- PyTorch's own kernels are dispatched by instruction set (ATen), and MKL's
+  matrix products by CPU model and vendor; MKL's "compatible" branch is the
+  one Intel documents as giving the same results on Intel and other CPUs.
+
+Stage scripts therefore `import ser` first. A variable already set wins.
+"""
+
+import os
+import sys
+import warnings
 
 __version__ = "0.1.0"
+
+CPU_CODE_PATHS = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4",  # numpy >= 2.4's name for its AVX-512 group
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "COMPATIBLE",
+    "CT2_USE_MKL": "0",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",          # CTranslate2's int8 products, the spectrogram archs' convolutions
+}
+
+for _name, _value in CPU_CODE_PATHS.items():
+    os.environ.setdefault(_name, _value)
+
+_numpy_core = getattr(sys.modules.get("numpy"), "_core", None)
+if getattr(getattr(_numpy_core, "_multiarray_umath", None), "__cpu_features__", {}).get("X86_V4"):
+    warnings.warn("numpy was imported before ser, so its AVX-512 kernels stay on in this process: augmented "
+                  "copies and features may differ in the last bits from other CPUs' (import ser first)",
+                  RuntimeWarning, stacklevel=2)

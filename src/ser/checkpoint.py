@@ -21,20 +21,25 @@ def save_checkpoint(model_dir: str | Path, state_dict: dict, card: dict) -> None
     write_json(model_dir / CARD_FILE, {k: v for k, v in card.items() if k != "standardization"})
 
 
-def fold_model_dir(model_dir: str | Path, fold: int, folds: int) -> Path:
-    """Where one fold's model goes: `models/` for a single split, `models/fold_<k>/` in k-fold."""
-    return Path(model_dir) if folds == 1 else Path(model_dir) / f"fold_{fold}"
+def run_model_dir(model_dir: str | Path, name: str) -> Path:
+    """Where one run's model goes: `models/` alone, else `models/<run name>/` (see `split.run_name`)."""
+    return Path(model_dir) / name if name else Path(model_dir)
+
+
+def _numbers(path: Path) -> list[int]:
+    return [int(part.split("_")[-1]) for part in path.parts]
 
 
 def model_dirs(model_dir: str | Path) -> list[Path]:
-    """The model directories under `model_dir`: itself, or its `fold_<k>/` folders in fold order."""
+    """The model directories under `model_dir`: itself, or every run's folder in repeat and fold order."""
     model_dir = Path(model_dir)
     if (model_dir / WEIGHTS_FILE).exists():
         return [model_dir]
-    folds = sorted(model_dir.glob(f"fold_*/{WEIGHTS_FILE}"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not folds:
+    runs = sorted((p.parent for p in model_dir.glob(f"**/{WEIGHTS_FILE}")),
+                  key=lambda p: _numbers(p.relative_to(model_dir)))
+    if not runs:
         raise FileNotFoundError(f"{model_dir}: no trained model here (run `dvc repro` first)")
-    return [p.parent for p in folds]
+    return runs
 
 
 def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score)
 
 from .corpus import EMOTIONS
+from .drift import WATCHED
 from .io import atomic_path
 
 
@@ -32,29 +34,81 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 SUMMARIZED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+# A re-derived mean is called drift when it lies outside a two-sided 99 % test of "same distribution".
+DRIFT_CONFIDENCE = 0.99
 
 
-def cross_validation_summary(per_fold: list[dict], pooled: dict) -> dict:
-    """Mean and sample standard deviation (ddof=1) over folds of the headline metrics, the folds, and the pooled metrics.
+def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of `values` (a single value gives a zero-width interval)."""
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean - float(half), mean + float(half)
 
-    The means keep the single-split key names (`accuracy`, `macro_f1`, ...), so
-    `dvc metrics diff` and the drift check read both kinds of run the same way.
+
+def drift_tolerance(std: float, runs: int, confidence: float = DRIFT_CONFIDENCE) -> float | None:
+    """How far the mean of a re-derivation of `runs` runs may land from a kept mean of as many runs.
+
+    Two means of N runs from one distribution differ with standard deviation
+    std * sqrt(2 / N); `std` is itself estimated from N runs, hence Student's t
+    with N - 1 degrees of freedom. None for a single run: it has no spread to go by.
     """
-    summary = {}
+    if runs < 2:
+        return None
+    return float(stats.t.ppf(0.5 + confidence / 2, runs - 1) * std * np.sqrt(2 / runs))
+
+
+def repeated_summary(runs: list[dict], pooled: dict) -> dict:
+    """The headline metrics of one experiment: their mean, spread and interval over repeats.
+
+    `runs` holds one entry per (repeat, fold) with the SUMMARIZED metrics. A
+    repeat scores the mean over its folds (as EmoBox averages its folds); the
+    headline is the mean over repeats, `<metric>_std` the sample standard
+    deviation over repeats (what another draw of seeds would move), and
+    `<metric>_ci95` the 95 % interval of that mean. With several folds,
+    `<metric>_fold_std` is the spread over folds (speakers) of the per-fold
+    means. The means keep the single-run key names, so `dvc metrics diff` and
+    the drift check read every kind of run the same way.
+    """
+    repeats = sorted({run["repeat"] for run in runs})
+    folds = sorted({run["fold"] for run in runs})
+    summary = {"repeats": len(repeats), "folds_per_repeat": len(folds)}
+    per_repeat = [{"repeat": repeat} for repeat in repeats]
     for key in SUMMARIZED:
-        values = np.array([fold[key] for fold in per_fold], dtype=np.float64)
-        summary[key] = float(values.mean())
-        summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    summary["n_test"] = pooled["n_test"]
-    summary["folds"] = per_fold
+        by_repeat = np.array([np.mean([run[key] for run in runs if run["repeat"] == repeat]) for repeat in repeats])
+        for row, value in zip(per_repeat, by_repeat):
+            row[key] = float(value)
+        summary[key] = float(by_repeat.mean())
+        summary[f"{key}_std"] = float(by_repeat.std(ddof=1)) if len(by_repeat) > 1 else 0.0
+        low, high = mean_interval(by_repeat)
+        summary[f"{key}_ci95"] = {"low": low, "high": high}
+        if len(folds) > 1:
+            by_fold = np.array([np.mean([run[key] for run in runs if run["fold"] == fold]) for fold in folds])
+            summary[f"{key}_fold_std"] = float(by_fold.std(ddof=1))
+    summary["drift_tolerance"] = {key: drift_tolerance(summary[f"{key}_std"], len(repeats)) for key in WATCHED}
+    summary["n_test"] = int(sum(run["n_test"] for run in runs if run["repeat"] == repeats[0]))  # per repeat
+    summary["per_repeat"] = per_repeat
+    summary["runs"] = runs
     summary["pooled"] = pooled
     return summary
+
+
+def cpu_model() -> str:
+    """The CPU's model name (e.g. "AMD EPYC 7B13"), which decides its code paths; the architecture where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return f"{platform.machine()} CPU"
 
 
 def describe_machine(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def current_commit() -> str | None:

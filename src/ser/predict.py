@@ -3,9 +3,10 @@
 The model directory carries its feature recipe, so features are computed
 exactly as in training. Training clips are at most ~6.4 s long: a longer
 recording is cut into `window` s windows overlapping by half, and the class
-probabilities of the windows are averaged. A k-fold model directory
-(`models/fold_<k>/`, from actor_kfold) is used as an ensemble: the folds'
-probabilities are averaged too (they share one feature recipe).
+probabilities of the windows are averaged. A model directory of several runs
+(`models/fold_<k>/` from actor_kfold, `models/repeat_<r>/` from repeats, or
+both) is used as an ensemble: the runs' probabilities are averaged too (they
+share one feature recipe).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Predictor:
         self.card = self.cards[0]
         if any(card["feature_recipe"] != self.card["feature_recipe"] or card["labels"] != self.card["labels"]
                for card in self.cards):
-            raise ValueError(f"{model_dir}: its fold models differ in feature recipe or labels")
+            raise ValueError(f"{model_dir}: its run models differ in feature recipe or labels")
         recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in ("sample_rate", "shape")}
         self.sample_rate = self.card["feature_recipe"]["sample_rate"]
         self.recipe = make_recipe(recipe, self.sample_rate)

@@ -1,13 +1,15 @@
 """Re-derive the kept results that fit CI's budget and fail when they drift (what `.ci/run` runs after the tests).
 
-    python -m ser.reproduce [--tolerance 0.005]
+    python -m ser.reproduce [--tolerance T]
 
 Each entry of CI_REDERIVES is a (protocol, arch) whose kept result
 `reports/results/<protocol>/<arch>.json` is committed. The one that params.yaml
 selects runs as `dvc repro`; every other one as `dvc exp run -S split.protocol=...
 -S model.arch=...`, so it is exactly what a user types. DVC caches augmentation
 and features, so an experiment re-runs only the stages its params touch. At the
-end, `ser.drift` compares every re-derived file with the committed one.
+end, `ser.drift` compares every re-derived file with the committed one, each
+metric within the tolerance its committed result carries (derived from its
+spread over repeats) unless `--tolerance` overrides it.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def git_identity(environ) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tolerance", type=float, default=drift.DEFAULT_TOLERANCE)
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="one tolerance for every metric instead of the committed ones")
     parser.add_argument("--rev", default="HEAD", help="the commit whose kept results are the reference")
     args = parser.parse_args(argv)
     params = load_params()
@@ -72,8 +75,8 @@ def main(argv=None) -> int:
         started = time.monotonic()
         subprocess.run(command, check=True, env=env)
         print(f"reproduce: {protocol}/{arch} took {time.monotonic() - started:.0f} s", flush=True)
-    return drift.main(["--rev", args.rev, "--tolerance", str(args.tolerance),
-                       *(kept_result(*entry) for entry in entries)])
+    override = [] if args.tolerance is None else ["--tolerance", str(args.tolerance)]
+    return drift.main(["--rev", args.rev, *override, *(kept_result(*entry) for entry in entries)])
 
 
 if __name__ == "__main__":

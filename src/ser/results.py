@@ -13,6 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+from scipy import stats
+
 from .io import atomic_path, read_json
 from .reproduce import CI_REDERIVES
 
@@ -38,8 +41,30 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def runs_of_result(result: dict) -> int:
+    return int(result.get("repeats", 1))
+
+
 def spread(result: dict, key: str) -> str:
+    """`mean ± std` over repeats, or the value of a single run, which has no spread."""
+    if runs_of_result(result) < 2:
+        return percent(result[key])
     return f"{percent(result[key])} ± {percent(result[f'{key}_std'])}"
+
+
+def interval(result: dict, key: str) -> str:
+    if runs_of_result(result) < 2:
+        return "one run: none"
+    bounds = result[f"{key}_ci95"]
+    return f"{percent(bounds['low'])}–{percent(bounds['high'])}"
+
+
+def epochs(result: dict) -> str:
+    """Epochs run, and the range of best epochs over the runs."""
+    run_epochs = sorted({run["epochs_run"] for run in result["runs"]})
+    best = [run["best_epoch"] for run in result["runs"]]
+    chosen = str(best[0]) if min(best) == max(best) else f"{min(best)}–{max(best)}"
+    return f"{'/'.join(map(str, run_epochs))} ({chosen})"
 
 
 def minutes(seconds) -> str:
@@ -47,32 +72,59 @@ def minutes(seconds) -> str:
 
 
 def random_table(results: dict[str, dict], ci_archs: set[str]) -> str:
-    lines = ["| arch | accuracy | macro F1 | balanced acc. | epochs (best) | training | machine | commit "
-             "| seed reported | CI re-derives |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arch | runs | accuracy | macro F1 | balanced acc. | 95 % interval (accuracy) | epochs (best) "
+             "| training | machine | commit | seed reported | CI re-derives |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arch, result in sorted(results.items()):
         seed, reported = SEED_REPORTED.get(arch, ("?", "?"))
-        lines.append(f"| `{arch}` | {percent(result['accuracy'])} | {percent(result['macro_f1'])} "
-                     f"| {percent(result['balanced_accuracy'])} | {result['epochs_run']} ({result['best_epoch']}) "
+        lines.append(f"| `{arch}` | {runs_of_result(result)} | {spread(result, 'accuracy')} "
+                     f"| {spread(result, 'macro_f1')} | {spread(result, 'balanced_accuracy')} "
+                     f"| {interval(result, 'accuracy')} | {epochs(result)} "
                      f"| {minutes(result.get('train_seconds'))} | {result['machine']} | `{result['commit']}` "
                      f"| {reported} ({seed}) | {'yes' if arch in ci_archs else 'no'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", comparison_table(results, "accuracy")])
 
 
 def kfold_table(results: dict[str, dict], ci_archs: set[str]) -> str:
-    lines = ["| arch | accuracy | UA (balanced acc.) | macro F1 | folds | epochs (best, per fold) "
-             "| tested / trained on | machine | commit | CI re-derives |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arch | runs | accuracy | UA (balanced acc.) | macro F1 | 95 % interval (UA) | UA spread over folds "
+             "| folds | epochs (best) | tested / trained on | machine | commit | CI re-derives |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arch, result in sorted(results.items()):
-        epochs = sorted({fold["epochs_run"] for fold in result["folds"]})
-        best = [fold["best_epoch"] for fold in result["folds"]]
-        lines.append(f"| `{arch}` | {spread(result, 'accuracy')} | {spread(result, 'balanced_accuracy')} "
-                     f"| {spread(result, 'macro_f1')} | {len(result['folds'])} "
-                     f"| {'/'.join(map(str, epochs))} ({min(best)}–{max(best)}) "
+        lines.append(f"| `{arch}` | {runs_of_result(result)} | {spread(result, 'accuracy')} "
+                     f"| {spread(result, 'balanced_accuracy')} | {spread(result, 'macro_f1')} "
+                     f"| {interval(result, 'balanced_accuracy')} | {percent(result['balanced_accuracy_fold_std'])} "
+                     f"| {result['folds_per_repeat']} | {epochs(result)} "
                      f"| {result['test_subset']} / {result['train_subset']} | {result['machine']} "
                      f"| `{result['commit']}` | {'yes' if arch in ci_archs else 'no'} |")
+    lines += ["", comparison_table(results, "balanced_accuracy")]
     lines += ["", "| published anchor | protocol | reported |", "|---|---|---|"]
     lines += [f"| {name} | {protocol} | {value} |" for name, protocol, value in KFOLD_ANCHORS]
+    return "\n".join(lines)
+
+
+def compare(first: dict, second: dict, key: str) -> tuple[float, float | None]:
+    """(difference of the means, Welch's t-test p-value over the repeats; None where a side has one run)."""
+    difference = first[key] - second[key]
+    samples = [[row[key] for row in result.get("per_repeat", [])] for result in (first, second)]
+    if min(len(sample) for sample in samples) < 2:
+        return difference, None
+    if np.std(samples[0]) == 0 and np.std(samples[1]) == 0:
+        return difference, 0.0 if difference else 1.0
+    return difference, float(stats.ttest_ind(*samples, equal_var=False).pvalue)
+
+
+def comparison_table(results: dict[str, dict], key: str) -> str:
+    """Every pair of kept results, best first: is their difference larger than their spread over repeats?"""
+    name = "UA" if key == "balanced_accuracy" else key.replace("_", " ")
+    lines = [f"| compared ({name}) | difference | Welch's t-test over repeats | larger than the spread? |",
+             "|---|---|---|---|"]
+    ranked = sorted(results.items(), key=lambda item: -item[1][key])
+    for i, (better, first) in enumerate(ranked):
+        for worse, second in ranked[i + 1:]:
+            difference, p = compare(first, second, key)
+            verdict = ("can't tell: one run" if p is None else "yes (p < 0.05)" if p < 0.05 else "no")
+            lines.append(f"| `{better}` − `{worse}` | {100 * difference:+.2f} "
+                         f"| {'—' if p is None else f'p = {p:.3f}'} | {verdict} |")
     return "\n".join(lines)
 
 

@@ -4,11 +4,15 @@ Augmented copies are keyed by the clip they were made from, so a copy is used
 for training only when its source clip is assigned `train` here: a test or
 validation clip never reaches training, in any form.
 
-The result has one row per (fold, clip). `random` and `actor_holdout` have a
-single fold; `actor_kfold` has one per group of held-out actors, and in each
-fold a clip is `train`, `validation`, `test` or `excluded` (a held-out actor's
-clip outside the tested subset, or a training actor's clip outside the trained
-subset: neither side may use it).
+The result has one row per (repeat, fold, clip). `random` and `actor_holdout`
+have a single fold; `actor_kfold` has one per group of held-out actors, and in
+each fold a clip is `train`, `validation`, `test` or `excluded` (a held-out
+actor's clip outside the tested subset, or a training actor's clip outside the
+trained subset: neither side may use it).
+
+`repeats` draws the whole protocol again: repeat r uses the seed `seed + r - 1`
+for the random 80/20 and every validation draw (and training uses `train.seed
++ r - 1`), so a result is a distribution over N repeats, not one draw.
 """
 
 from __future__ import annotations
@@ -112,17 +116,41 @@ def assign_folds(manifest: pd.DataFrame, folds, *, subset: str = "all", train_su
 
 
 def make_split(manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """The split that the `split` section of params.yaml describes."""
-    if params["protocol"] == "actor_kfold":
-        kfold = params["actor_kfold"]
-        return assign_folds(manifest, kfold["folds"], subset=params["subset"], train_subset=kfold["train_subset"],
-                            test_subset=kfold["test_subset"], validation_fraction=params["validation_fraction"],
-                            seed=params["seed"])
-    return assign_partitions(manifest, params["protocol"], subset=params["subset"],
-                             test_fraction=params["test_fraction"], test_actors=params["test_actors"],
-                             validation_fraction=params["validation_fraction"], seed=params["seed"])
+    """The split that the `split` section of params.yaml describes, `repeats` times over."""
+    repeats = params.get("repeats", 1)
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"split.repeats is {repeats!r}; expected a whole number of at least 1")
+    drawn = []
+    for repeat in range(1, repeats + 1):
+        seed = repeat_seed(params["seed"], repeat)
+        if params["protocol"] == "actor_kfold":
+            kfold = params["actor_kfold"]
+            one = assign_folds(manifest, kfold["folds"], subset=params["subset"], train_subset=kfold["train_subset"],
+                               test_subset=kfold["test_subset"], validation_fraction=params["validation_fraction"],
+                               seed=seed)
+        else:
+            one = assign_partitions(manifest, params["protocol"], subset=params["subset"],
+                                    test_fraction=params["test_fraction"], test_actors=params["test_actors"],
+                                    validation_fraction=params["validation_fraction"], seed=seed)
+        drawn.append(one.assign(repeat=repeat))
+    split = pd.concat(drawn, ignore_index=True)
+    return split[["repeat", *[c for c in split.columns if c != "repeat"]]]
 
 
-def folds_of(split: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    """Each fold's one-row-per-clip assignment, by fold number."""
-    return {int(fold): assignment.reset_index(drop=True) for fold, assignment in split.groupby("fold")}
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat `repeat` (1-based) for a base seed from params (split.seed, train.seed)."""
+    return seed + repeat - 1
+
+
+def runs_of(split: pd.DataFrame) -> dict[tuple[int, int], pd.DataFrame]:
+    """Each (repeat, fold)'s one-row-per-clip assignment, in repeat then fold order."""
+    return {(int(repeat), int(fold)): assignment.reset_index(drop=True)
+            for (repeat, fold), assignment in split.groupby(["repeat", "fold"])}
+
+
+def run_names(runs) -> dict[tuple[int, int], str]:
+    """Each run's folder under models/ and DVCLive prefix: "" alone, `fold_2`, `repeat_3` or `repeat_3/fold_2`."""
+    several_repeats = len({repeat for repeat, _ in runs}) > 1
+    several_folds = len({fold for _, fold in runs}) > 1
+    return {(repeat, fold): "/".join([f"repeat_{repeat}"] * several_repeats + [f"fold_{fold}"] * several_folds)
+            for repeat, fold in runs}

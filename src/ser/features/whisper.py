@@ -104,11 +104,32 @@ def _mel_filters() -> np.ndarray:
     return librosa.filters.mel(sr=WHISPER_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
 
 
+@lru_cache(maxsize=1)
+def _mel_bands() -> list[tuple[int, int, np.ndarray]]:
+    """Each mel filter as (first bin, last bin + 1, its weights there): at most 14 of the 201 bins."""
+    bands = []
+    for weights in _mel_filters():
+        nonzero = np.flatnonzero(weights)
+        first, last = int(nonzero[0]), int(nonzero[-1]) + 1
+        bands.append((first, last, weights[first:last, None]))
+    return bands
+
+
+def mel_projection(power: np.ndarray) -> np.ndarray:
+    """Mel filters applied to a power spectrogram (bins x frames) with the same bits on every x86-64 CPU.
+
+    A matrix product goes through BLAS, whose kernel (chosen by CPU model)
+    orders the sums differently from one CPU to another; here each band is
+    elementwise products summed bin by bin, which IEEE arithmetic fixes.
+    """
+    return np.stack([(weights * power[first:last]).sum(axis=0) for first, last, weights in _mel_bands()])
+
+
 def whisper_log_mel(signal: np.ndarray) -> np.ndarray:
     """Whisper's input features: 80 log-mel bands per 10 ms, clamped to 8 decades, scaled."""
     spectrum = np.abs(librosa.stft(signal, n_fft=N_FFT, hop_length=HOP, window="hann",
                                    center=True, pad_mode="reflect"))[:, :-1] ** 2
-    log_mel = np.log10(np.maximum(_mel_filters() @ spectrum, 1e-10))
+    log_mel = np.log10(np.maximum(mel_projection(spectrum), 1e-10))
     log_mel = np.maximum(log_mel, log_mel.max() - 8.0)
     return ((log_mel + 4.0) / 4.0).astype(np.float32)
 

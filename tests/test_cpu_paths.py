@@ -1,0 +1,66 @@
+"""The same bits on every x86-64 CPU: what the pipeline pins, and what it proves on the CPU at hand.
+
+Measured on an AVX-512 Xeon (README, "The same bits on every CPU"): numpy's
+AVX-512 kernels changed the time stretch and pitch shift of augmented copies,
+OpenBLAS's CPU-specific sgemm changed Whisper's log-mel, and from there every
+feature. `import ser` keeps numpy on its AVX2 paths, and the mel projection
+does not go through BLAS.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import ser, sys
+import numpy as np
+from ser.augment import AugmentConfig, augment_signal, copy_generator
+from ser.features import make_recipe
+t = np.arange(24000) / 16000
+clip = (0.3 * np.sin(2 * np.pi * (180 + 200 * t) * t) * np.hanning(len(t))).astype(np.float32)
+copy, _ = augment_signal(clip, 16000, copy_generator(42, "probe", 1), AugmentConfig())
+recipe = make_recipe({"recipe": "whisper_embedding", "model": "Systran/faster-whisper-tiny.en"}, 16000)
+np.save(sys.argv[1], np.concatenate([copy, recipe.extract(clip), recipe.extract(copy)]))
+"""
+
+
+def run_python(code: str, *args, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"}
+    return subprocess.run([sys.executable, "-c", code, *args], env={**environ, **env}, capture_output=True,
+                          text=True, check=True)
+
+
+def test_importing_ser_first_keeps_numpy_off_its_avx512_kernels():
+    shown = run_python("import ser, numpy as np; print(np._core._multiarray_umath.__cpu_features__.get('X86_V4'))")
+    assert shown.stdout.strip() == "False"
+    # A user's own setting wins.
+    shown = run_python("import ser, os; print(os.environ['NPY_DISABLE_CPU_FEATURES'])",
+                       NPY_DISABLE_CPU_FEATURES="AVX512_SPR")
+    assert shown.stdout.strip() == "AVX512_SPR"
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix() for folder in ("stages", "benchmarks")
+                                          for p in (ROOT / folder).glob("*.py")))
+def test_every_stage_and_benchmark_imports_ser_before_anything_else(script):
+    tree = ast.parse((ROOT / script).read_text())
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+               and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    first = imports[0]
+    assert isinstance(first, ast.Import) and [alias.name for alias in first.names] == ["ser"], \
+        f"{script}: the first import must be `import ser` (it pins numpy's code paths before numpy loads)"
+
+
+def test_augmentation_and_whisper_features_do_not_depend_on_ctranslate2s_kernels(tmp_path):
+    if not np._core._multiarray_umath.__cpu_features__.get("AVX2"):
+        pytest.skip("CTranslate2 can be held to AVX2 kernels only on a CPU that has them")
+    run_python(PROBE, str(tmp_path / "own.npy"))
+    run_python(PROBE, str(tmp_path / "avx2.npy"), CT2_FORCE_CPU_ISA="AVX2")
+    # On an AVX-512 CPU the first used CTranslate2's AVX-512 kernels; on an AVX2 CPU both ran the same.
+    np.testing.assert_array_equal(np.load(tmp_path / "own.npy"), np.load(tmp_path / "avx2.npy"))
