@@ -43,8 +43,9 @@ def test_tables_come_from_the_kept_files(tmp_path):
     assert "| `whisper_mlp` | 2 | 68.00 ± 5.00 | 71.00 ± 1.40 | 67.00 ± 6.00 | 58.00–84.00 | 4.00 | 6 | 100 (41–42) " \
            "| speech / all | test CPU | `abc1234` | no |" in text
     # Differences are judged against the spread over repeats.
-    assert "| `whisper_mlp` − `deep_cnn` | +17.00 | p = 0.001 | yes (p < 0.05) |" in text
-    assert "| `whisper_mlp` − `cnn_gru_attn` | +6.78 | — | can't tell: one run |" in text
+    assert "| `whisper_mlp` − `deep_cnn` | +17.00 | Welch's t, p = 0.001 | yes |" in text
+    # A single run is taken as one more draw from the other's repeats: 6.78 / (2 * sqrt(4/3)) = 2.94, 2 dof.
+    assert "| `whisper_mlp` − `cnn_gru_attn` | +6.78 | one run against the other's repeats, p = 0.099 | no |" in text
     assert render(text, tmp_path, ci_rederives) == text
 
 

@@ -102,29 +102,45 @@ def kfold_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     return "\n".join(lines)
 
 
-def compare(first: dict, second: dict, key: str) -> tuple[float, float | None]:
-    """(difference of the means, Welch's t-test p-value over the repeats; None where a side has one run)."""
+def compare(first: dict, second: dict, key: str) -> tuple[float, float | None, str]:
+    """(difference of the means, p-value or None, how it was tested) of two kept results.
+
+    Both repeated: Welch's t-test over their repeats. One a single run: that
+    run taken as one more draw from the other's distribution (a prediction
+    interval: it assumes its seeds would spread alike). Both single: no test.
+    """
     difference = first[key] - second[key]
     samples = [[row[key] for row in result.get("per_repeat", [])] for result in (first, second)]
-    if min(len(sample) for sample in samples) < 2:
-        return difference, None
-    if np.std(samples[0]) == 0 and np.std(samples[1]) == 0:
-        return difference, 0.0 if difference else 1.0
-    return difference, float(stats.ttest_ind(*samples, equal_var=False).pvalue)
+    if min(len(sample) for sample in samples) >= 2:
+        if np.std(samples[0]) == 0 and np.std(samples[1]) == 0:
+            return difference, 0.0 if difference else 1.0, "Welch"
+        return difference, float(stats.ttest_ind(*samples, equal_var=False).pvalue), "Welch"
+    if max(len(sample) for sample in samples) < 2:
+        return difference, None, ""
+    repeated = max(samples, key=len)
+    spread = np.std(repeated, ddof=1) * np.sqrt(1 + 1 / len(repeated))
+    if spread == 0:
+        return difference, 0.0 if difference else 1.0, "one run"
+    p = 2 * stats.t.sf(abs(difference) / spread, len(repeated) - 1)
+    return difference, float(p), "one run"
 
 
 def comparison_table(results: dict[str, dict], key: str) -> str:
     """Every pair of kept results, best first: is their difference larger than their spread over repeats?"""
     name = "UA" if key == "balanced_accuracy" else key.replace("_", " ")
-    lines = [f"| compared ({name}) | difference | Welch's t-test over repeats | larger than the spread? |",
-             "|---|---|---|---|"]
+    lines = [f"| compared ({name}) | difference | test | larger than the spread? |", "|---|---|---|---|"]
     ranked = sorted(results.items(), key=lambda item: -item[1][key])
     for i, (better, first) in enumerate(ranked):
         for worse, second in ranked[i + 1:]:
-            difference, p = compare(first, second, key)
-            verdict = ("can't tell: one run" if p is None else "yes (p < 0.05)" if p < 0.05 else "no")
-            lines.append(f"| `{better}` − `{worse}` | {100 * difference:+.2f} "
-                         f"| {'—' if p is None else f'p = {p:.3f}'} | {verdict} |")
+            difference, p, how = compare(first, second, key)
+            if p is None:
+                test, verdict = "—", "can't tell: one run each"
+            elif how == "Welch":
+                test, verdict = f"Welch's t, p = {p:.3f}", "yes" if p < 0.05 else "no"
+            else:
+                test = f"one run against the other's repeats, p = {p:.3f}"
+                verdict = "yes, if its seeds spread alike" if p < 0.05 else "no"
+            lines.append(f"| `{better}` − `{worse}` | {100 * difference:+.2f} | {test} | {verdict} |")
     return "\n".join(lines)
 
 
