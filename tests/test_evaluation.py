@@ -48,7 +48,7 @@ def test_repeats_are_the_distribution_and_folds_are_averaged_within_a_repeat():
     # The spread over speakers is kept apart: fold 1 averages 0.72, fold 2 0.8133.
     assert summary["accuracy_fold_std"] == pytest.approx(np.std([0.72, 0.8133333], ddof=1), rel=1e-5)
     assert summary["repeats"] == 3 and summary["folds_per_repeat"] == 2 and summary["n_test"] == 20
-    assert summary["runs"] == runs and summary["pooled"] == {"n_test": 60}
+    assert summary["runs"] == runs and summary["pooled"] == {"n_test": 60} and summary["recall"] is None
 
 
 def test_drift_tolerance_follows_the_spread_and_the_number_of_runs():

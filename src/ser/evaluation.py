@@ -88,6 +88,7 @@ def repeated_summary(runs: list[dict], pooled: dict) -> dict:
             summary[f"{key}_fold_std"] = float(by_fold.std(ddof=1))
     summary["drift_tolerance"] = {key: drift_tolerance(summary[f"{key}_std"], len(repeats)) for key in WATCHED}
     summary["n_test"] = int(sum(run["n_test"] for run in runs if run["repeat"] == repeats[0]))  # per repeat
+    summary["recall"] = pooled.get("recall")  # per class, pooled over every run
     summary["per_repeat"] = per_repeat
     summary["runs"] = runs
     summary["pooled"] = pooled
