@@ -22,11 +22,11 @@ def save_checkpoint(model_dir: str | Path, state_dict: dict, card: dict) -> None
 
 
 def run_model_dir(model_dir: str | Path, name: str) -> Path:
-    """Where one run's model goes: `models/` alone, else `models/<run name>/` (see `split.run_name`)."""
+    """Where one run's model goes: `models/` alone, else `models/<run name>/` (see `split.run_names`)."""
     return Path(model_dir) / name if name else Path(model_dir)
 
 
-def _numbers(path: Path) -> list[int]:
+def _run_numbers(path: Path) -> list[int]:
     return [int(part.split("_")[-1]) for part in path.parts]
 
 
@@ -36,7 +36,7 @@ def model_dirs(model_dir: str | Path) -> list[Path]:
     if (model_dir / WEIGHTS_FILE).exists():
         return [model_dir]
     runs = sorted((p.parent for p in model_dir.glob(f"**/{WEIGHTS_FILE}")),
-                  key=lambda p: _numbers(p.relative_to(model_dir)))
+                  key=lambda p: _run_numbers(p.relative_to(model_dir)))
     if not runs:
         raise FileNotFoundError(f"{model_dir}: no trained model here (run `dvc repro` first)")
     return runs
