@@ -23,7 +23,8 @@ import warnings
 __version__ = "0.1.0"
 
 CPU_CODE_PATHS = {
-    "NPY_DISABLE_CPU_FEATURES": "X86_V4",  # numpy >= 2.4's name for its AVX-512 group
+    # numpy >= 2.4's AVX-512 groups: Skylake-X and later, Ice Lake, Sapphire Rapids (each is dispatched apart).
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_CBWR": "COMPATIBLE",
     "CT2_USE_MKL": "0",
