@@ -38,12 +38,17 @@ SUMMARIZED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 DRIFT_CONFIDENCE = 0.99
 
 
+def two_sided_t(confidence: float, samples: int) -> float:
+    """Student's t quantile bounding a two-sided `confidence` for a spread estimated from `samples` values."""
+    return float(stats.t.ppf(0.5 + confidence / 2, samples - 1))
+
+
 def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Student-t interval for the mean of `values` (a single value gives a zero-width interval)."""
     mean = float(values.mean())
     if len(values) < 2:
         return mean, mean
-    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    half = two_sided_t(confidence, len(values)) * values.std(ddof=1) / np.sqrt(len(values))
     return mean - float(half), mean + float(half)
 
 
@@ -56,7 +61,7 @@ def drift_tolerance(std: float, runs: int, confidence: float = DRIFT_CONFIDENCE)
     """
     if runs < 2:
         return None
-    return float(stats.t.ppf(0.5 + confidence / 2, runs - 1) * std * np.sqrt(2 / runs))
+    return two_sided_t(confidence, runs) * std * float(np.sqrt(2 / runs))
 
 
 def repeated_summary(runs: list[dict], pooled: dict) -> dict:

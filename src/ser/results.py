@@ -41,19 +41,19 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def runs_of_result(result: dict) -> int:
+def repeats_in(result: dict) -> int:
     return int(result.get("repeats", 1))
 
 
 def spread(result: dict, key: str) -> str:
     """`mean ± std` over repeats, or the value of a single run, which has no spread."""
-    if runs_of_result(result) < 2:
+    if repeats_in(result) < 2:
         return percent(result[key])
     return f"{percent(result[key])} ± {percent(result[f'{key}_std'])}"
 
 
 def interval(result: dict, key: str) -> str:
-    if runs_of_result(result) < 2:
+    if repeats_in(result) < 2:
         return "one run: none"
     bounds = result[f"{key}_ci95"]
     return f"{percent(bounds['low'])}–{percent(bounds['high'])}"
@@ -77,7 +77,7 @@ def random_table(results: dict[str, dict], ci_archs: set[str]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arch, result in sorted(results.items()):
         seed, reported = SEED_REPORTED.get(arch, ("?", "?"))
-        lines.append(f"| `{arch}` | {runs_of_result(result)} | {spread(result, 'accuracy')} "
+        lines.append(f"| `{arch}` | {repeats_in(result)} | {spread(result, 'accuracy')} "
                      f"| {spread(result, 'macro_f1')} | {spread(result, 'balanced_accuracy')} "
                      f"| {interval(result, 'accuracy')} | {epochs(result)} "
                      f"| {minutes(result.get('train_seconds'))} | {result['machine']} | `{result['commit']}` "
@@ -90,7 +90,7 @@ def kfold_table(results: dict[str, dict], ci_archs: set[str]) -> str:
              "| folds | epochs (best) | tested / trained on | machine | commit | CI re-derives |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arch, result in sorted(results.items()):
-        lines.append(f"| `{arch}` | {runs_of_result(result)} | {spread(result, 'accuracy')} "
+        lines.append(f"| `{arch}` | {repeats_in(result)} | {spread(result, 'accuracy')} "
                      f"| {spread(result, 'balanced_accuracy')} | {spread(result, 'macro_f1')} "
                      f"| {interval(result, 'balanced_accuracy')} | {percent(result['balanced_accuracy_fold_std'])} "
                      f"| {result['folds_per_repeat']} | {epochs(result)} "
