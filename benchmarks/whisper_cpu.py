@@ -1,6 +1,11 @@
-"""Whisper features on the CPU: time per clip for each CTranslate2 compute type, run as the
-features stage runs it (one encoder per core) and as one encoder on every core; whether the
-two give the same bits; how far each type's embeddings are from float32's.
+"""Whisper features on the CPU, side by side on the same clips, as the features stage runs them
+(one single-threaded encoder per core): ms per clip for
+
+- CTranslate2, the last layer's mean (`whisper_embedding`), int8 and float32: the stage before
+  every hidden state was kept;
+- PyTorch, mean and std of every hidden state (`whisper_layers`, the default now);
+
+and how close the PyTorch encoder's last-layer mean is to CTranslate2 float32's.
 
 Needs `dvc repro` up to `augment` (data/raw, data/augmented). The clips are a
 seeded draw from the originals and their augmented copies, as the features
@@ -15,7 +20,6 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,20 +29,9 @@ import pandas as pd
 
 from ser.augment import clips_and_copies
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
-from ser.features.whisper import CPU_COMPUTE_TYPES
 from ser.io import write_json
 from ser.params import load_params
-
-
-def cpu_isa() -> str:
-    """The vector extensions that decide CTranslate2's int8 speed."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-    present = set(flags.split(":", 1)[1].split())
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return " ".join(flag for flag in wanted if flag in present) or "no AVX2"
+from ser.evaluation import describe_machine
 
 
 def sample_items(count: int, seed: int) -> pd.DataFrame:
@@ -54,42 +47,41 @@ def main():
     args = parser.parse_args()
     params = load_params()
     rate = params["audio"]["sample_rate"]
-    features = params["archs"]["whisper_mlp"]["features"]
+    model = params["archs"]["whisper_mlp"]["features"]["model"]
     items = sample_items(args.clips, params["split"]["seed"])
     cores = os.cpu_count() or 1
-
-    results, embeddings = [], {}
+    variants = {
+        "CTranslate2 int8, last layer mean": {"recipe": "whisper_embedding", "cpu_compute_type": "int8"},
+        "CTranslate2 float32, last layer mean": {"recipe": "whisper_embedding", "cpu_compute_type": "float32"},
+        "PyTorch float32, every layer mean+std": {"recipe": "whisper_layers"},
+    }
+    results, outputs = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in CPU_COMPUTE_TYPES:
-            recipe = make_recipe({**features, "cpu_compute_type": kind}, rate)
+        for label, config in variants.items():
+            recipe = make_recipe({**config, "model": model}, rate)
             recipe.shape  # load the model before timing
-            layouts = {}
-            for workers in (1, cores):
-                out = Path(tmp) / f"{kind}-{workers}"
-                started = time.perf_counter()
-                compute_feature_cache(recipe, items, out, workers=workers, progress=False)
-                layouts[workers] = (time.perf_counter() - started) / len(items)
-                embeddings[kind, workers] = np.array(load_feature_cache(out)[0])
-            results.append({"compute_type": kind,
-                            "ms_per_clip_one_encoder_all_cores": round(1000 * layouts[1], 1),
-                            "ms_per_clip_one_encoder_per_core": round(1000 * layouts[cores], 1),
-                            "same_bits_both_ways": bool(np.array_equal(embeddings[kind, 1],
-                                                                       embeddings[kind, cores]))})
-    reference = embeddings["float32", 1]
+            out = Path(tmp) / label.replace(" ", "_").replace(",", "")
+            started = time.perf_counter()
+            compute_feature_cache(recipe, items, out, workers=cores, progress=False)
+            seconds = (time.perf_counter() - started) / len(items)
+            outputs[label] = np.array(load_feature_cache(out)[0], dtype=np.float32)
+            results.append({"features": label, "recipe": config["recipe"], "shape": list(recipe.shape),
+                            "ms_per_clip": round(1000 * seconds, 1)})
+    baseline = results[0]["ms_per_clip"]
+    reference = outputs["CTranslate2 float32, last layer mean"]
+    last_mean = outputs["PyTorch float32, every layer mean+std"][:, -1, 0]
+    cosine = (last_mean * reference).sum(1) / (np.linalg.norm(last_mean, axis=1) * np.linalg.norm(reference, axis=1))
     for result in results:
-        mine = embeddings[result["compute_type"], 1]
-        cosine = (mine * reference).sum(1) / (np.linalg.norm(mine, axis=1) * np.linalg.norm(reference, axis=1))
-        result["min_cosine_to_float32"] = round(float(cosine.min()), 5)
+        result["time_vs_ctranslate2_int8"] = round(result["ms_per_clip"] / baseline, 2)
 
-    machine = f"{platform.machine()}, {cores} CPU cores, {cpu_isa()}"
-    print(f"{len(items)} clips and copies on {machine}; ms per clip")
-    print(f"{'compute type':<14}{'1 encoder, ' + str(cores) + ' threads':>22}{str(cores) + ' encoders, 1 thread':>22}"
-          f"{'same bits':>11}{'min cos to float32':>20}")
+    machine = describe_machine("cpu")
+    print(f"{len(items)} clips and copies on {machine}; {cores} encoders of one thread each")
+    print(f"{'features':<40}{'ms per clip':>12}{'vs CT2 int8':>13}")
     for r in results:
-        print(f"{r['compute_type']:<14}{r['ms_per_clip_one_encoder_all_cores']:>22.1f}"
-              f"{r['ms_per_clip_one_encoder_per_core']:>22.1f}{str(r['same_bits_both_ways']):>11}"
-              f"{r['min_cosine_to_float32']:>20.5f}")
-    write_json(args.out, {"machine": machine, "clips": len(items), "model": features["model"], "results": results})
+        print(f"{r['features']:<40}{r['ms_per_clip']:>12.1f}{r['time_vs_ctranslate2_int8']:>12.2f}x")
+    print(f"PyTorch last-layer mean vs CTranslate2 float32: min cosine {cosine.min():.6f}")
+    write_json(args.out, {"machine": machine, "clips": len(items), "model": model, "results": results,
+                          "min_cosine_pytorch_last_mean_to_ctranslate2_float32": round(float(cosine.min()), 6)})
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def main():
             name = names[repeat, fold]
             seed = repeat_seed(options["seed"], repeat)
             state, card = train_model(arch, arch_params, features, index, assignment, seed=seed,
-                                      batch_size=options["batch_size"], device=device, logger=live,
+                                      batch_size=options["batch_size"], device=device,
+                                      standardize_per=recipe.get("standardize", "channel"), logger=live,
                                       metric_prefix=f"{name}/" if name else "")
             card["feature_recipe"] = recipe
             card["split"] = {"protocol": params["split"]["protocol"], "subset": params["split"]["subset"],

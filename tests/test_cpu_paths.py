@@ -27,7 +27,8 @@ t = np.arange(24000) / 16000
 clip = (0.3 * np.sin(2 * np.pi * (180 + 200 * t) * t) * np.hanning(len(t))).astype(np.float32)
 copy, _ = augment_signal(clip, 16000, copy_generator(42, "probe", 1), AugmentConfig())
 recipe = make_recipe({"recipe": "whisper_embedding", "model": "Systran/faster-whisper-tiny.en"}, 16000)
-np.save(sys.argv[1], np.concatenate([copy, recipe.extract(clip), recipe.extract(copy)]))
+layers = make_recipe({"recipe": "whisper_layers", "model": "Systran/faster-whisper-tiny.en"}, 16000)
+np.save(sys.argv[1], np.concatenate([copy, recipe.extract(clip), recipe.extract(copy), layers.extract(copy).ravel()]))
 """
 
 
@@ -58,10 +59,11 @@ def test_every_stage_and_benchmark_imports_ser_before_anything_else(script):
         f"{script}: the first import must be `import ser` (it pins numpy's code paths before numpy loads)"
 
 
-def test_augmentation_and_whisper_features_do_not_depend_on_ctranslate2s_kernels(tmp_path):
+def test_augmentation_and_whisper_features_do_not_depend_on_the_libraries_kernels(tmp_path):
     if not np._core._multiarray_umath.__cpu_features__.get("AVX2"):
-        pytest.skip("CTranslate2 can be held to AVX2 kernels only on a CPU that has them")
+        pytest.skip("CTranslate2 and MKL can be held to AVX2 kernels only on a CPU that has them")
     run_python(PROBE, str(tmp_path / "own.npy"))
-    run_python(PROBE, str(tmp_path / "avx2.npy"), CT2_FORCE_CPU_ISA="AVX2")
-    # On an AVX-512 CPU the first used CTranslate2's AVX-512 kernels; on an AVX2 CPU both ran the same.
+    run_python(PROBE, str(tmp_path / "avx2.npy"), CT2_FORCE_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2")
+    # On an AVX-512 CPU the first used CTranslate2's and MKL's AVX-512 kernels where the pins let them;
+    # on an AVX2 CPU both ran the same.
     np.testing.assert_array_equal(np.load(tmp_path / "own.npy"), np.load(tmp_path / "avx2.npy"))

@@ -79,7 +79,7 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert sorted(p.name for p in (repo / "models").iterdir()) == ["repeat_1", "repeat_2", "repeat_3", "repeat_4"]
     card = json.loads((repo / "models/repeat_2/model.json").read_text())
     assert card["seed"] == 43 and card["split"]["split_seed"] == 43
-    assert card["feature_recipe"]["recipe"] == "whisper_embedding" and card["labels"][0] == "neutral"
+    assert card["feature_recipe"]["recipe"] == "whisper_layers" and card["labels"][0] == "neutral"
 
     assert stages_run(run(["dvc", "repro"], repo, env)) == []
 

@@ -80,6 +80,12 @@ def test_no_copy_of_a_held_out_clip_reaches_training(protocol):
         assert sorted(chosen["clip_id"]) == sorted(partition[partition == name].index)
     assert len(rows["train"]) == 5 * len(train_clips)
     assert np.intersect1d(rows["train"], np.concatenate([rows["validation"], rows["test"]])).size == 0
+    # Without copies (archs.<arch>.train.augmented_copies: false) training takes each of its originals once.
+    originals_only = partition_rows(index, split, copies=False)
+    assert index.iloc[originals_only["train"]]["copy"].eq(0).all()
+    assert sorted(index["clip_id"].iloc[originals_only["train"]]) == sorted(train_clips)
+    for name in ("validation", "test"):
+        np.testing.assert_array_equal(originals_only[name], rows[name])
 
 
 EMOBOX_FOLDS = [[1, 11, 20, 21], [4, 10, 12, 14], [8, 9, 19, 23], [3, 5, 7, 24], [2, 15, 16, 18], [6, 13, 17, 22]]

@@ -21,7 +21,8 @@ from .audio import BadAudio, load_audio
 from .checkpoint import load_checkpoint, model_dirs
 from .corpus import AUDIO_EXTENSIONS
 from .features import make_recipe
-from .training import pick_device, standardize
+from .features.base import CACHE_KEYS
+from .training import pick_device, standardization_tensors, standardize
 
 WINDOW_SECONDS = 6.0
 MIN_SECONDS = 0.25
@@ -47,10 +48,11 @@ class Predictor:
         self.models = [model for model, _ in loaded]
         self.cards = [card for _, card in loaded]
         self.card = self.cards[0]
+        self.standardizations = [standardization_tensors(card["standardization"], self.device) for card in self.cards]
         if any(card["feature_recipe"] != self.card["feature_recipe"] or card["labels"] != self.card["labels"]
                for card in self.cards):
             raise ValueError(f"{model_dir}: its run models differ in feature recipe or labels")
-        recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in ("sample_rate", "shape")}
+        recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in CACHE_KEYS}
         self.sample_rate = self.card["feature_recipe"]["sample_rate"]
         self.recipe = make_recipe(recipe, self.sample_rate)
         self.labels = self.card["labels"]
@@ -68,8 +70,8 @@ class Predictor:
     def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
         pieces = self.windows(signal)
         features = torch.from_numpy(np.stack([self.recipe.extract(p) for p in pieces])).to(self.device)
-        per_model = [torch.softmax(model(standardize(features, card["standardization"])), dim=1).mean(dim=0)
-                     for model, card in zip(self.models, self.cards)]
+        per_model = [torch.softmax(model(standardize(features, standardization)), dim=1).mean(dim=0)
+                     for model, standardization in zip(self.models, self.standardizations)]
         return torch.stack(per_model).mean(dim=0).cpu().numpy(), len(pieces)
 
     def predict_file(self, path: str | Path) -> Prediction:

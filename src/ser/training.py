@@ -37,8 +37,8 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Feature-cache rows per partition: training takes a clip and its copies; the others, originals only.
+def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool = True) -> dict[str, np.ndarray]:
+    """Feature-cache rows per partition: training takes a clip and its copies (`copies`); the others, originals only.
 
     A copy (copy > 0) is selected only through its source clip's partition,
     so no copy of a validation or test clip can reach training.
@@ -46,7 +46,7 @@ def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame) -> dict[str, 
     partition = index["clip_id"].map(assignments.set_index("clip_id")["partition"])
     original = index["copy"] == 0
     return {
-        "train": np.flatnonzero(partition == "train"),
+        "train": np.flatnonzero((partition == "train") & (original | copies)),
         "validation": np.flatnonzero((partition == "validation") & original),
         "test": np.flatnonzero((partition == "test") & original),
     }
@@ -57,25 +57,33 @@ def labels_for(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame)
     return emotion.map({name: i for i, name in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64, copy=True)
 
 
-def fit_standardization(features: np.ndarray, rows: np.ndarray, chunk: int = 1024) -> dict:
-    """Mean and std per feature channel (axis 1 of the cache), over the training rows only."""
+def fit_standardization(features: np.ndarray, rows: np.ndarray, per: str = "channel", chunk: int = 1024) -> dict:
+    """Mean and std over the training rows only: per channel (axis 1 of the cache) or per element."""
+    if per not in ("channel", "element"):
+        raise ValueError(f"standardize per {per!r}: expected channel or element")
     total, total_sq, count = 0.0, 0.0, 0
-    reduce_axes = tuple(a for a in range(features.ndim) if a != 1)
+    reduce_axes = (0,) if per == "element" else tuple(a for a in range(features.ndim) if a != 1)
     for start in range(0, len(rows), chunk):
         block = np.asarray(features[rows[start:start + chunk]], dtype=np.float64)
         total = total + block.sum(axis=reduce_axes)
         total_sq = total_sq + (block ** 2).sum(axis=reduce_axes)
-        count += block.size // block.shape[1]
+        count += len(block) if per == "element" else block.size // block.shape[1]
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
     return {"mean": mean.astype(np.float32).tolist(), "std": std.astype(np.float32).tolist()}
 
 
+def standardization_tensors(standardization: dict, device) -> dict:
+    """The card's mean and std (lists) as tensors, converted once rather than for every batch."""
+    return {key: torch.as_tensor(standardization[key], dtype=torch.float32, device=device) for key in ("mean", "std")}
+
+
 def standardize(batch: torch.Tensor, standardization: dict) -> torch.Tensor:
-    shape = (1, -1) + (1,) * (batch.ndim - 2)
-    mean = torch.as_tensor(standardization["mean"], device=batch.device).view(shape)
-    std = torch.as_tensor(standardization["std"], device=batch.device).view(shape)
-    return (batch.float() - mean) / std
+    mean = torch.as_tensor(standardization["mean"], device=batch.device)
+    std = torch.as_tensor(standardization["std"], device=batch.device)
+    # Per element, the statistics have one clip's shape; per channel, one value per channel (axis 1).
+    shape = (1, *mean.shape) if mean.ndim == batch.ndim - 1 else (1, -1) + (1,) * (batch.ndim - 2)
+    return (batch.float() - mean.view(shape)) / std.view(shape)
 
 
 @dataclass
@@ -135,6 +143,7 @@ def make_scheduler(recipe: dict, optimizer, epochs: int):
 def predict_logits(model: nn.Module, batches: Batches, standardization: dict, device,
                    batch_size: int = 256) -> torch.Tensor:
     model.eval()
+    standardization = standardization_tensors(standardization, device)
     outputs = [model(standardize(x.to(device), standardization)).cpu()
                for x, _ in batches.iterate(batch_size)]
     return torch.cat(outputs) if outputs else torch.empty(0, len(EMOTIONS))
@@ -160,10 +169,12 @@ def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFra
 
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, seed: int, batch_size: int, device: torch.device,
-                logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
+                standardize_per: str = "channel", logger=None, metric_prefix: str = "",
+                progress: bool = True) -> tuple[dict, dict]:
     """Train `arch` on one fold's `assignments`; return (best state_dict, card).
 
     `batch_size` is the pipeline's default; the arch's recipe overrides it where its seed fixes one.
+    `standardize_per` is the feature recipe's `standardize` (channel or element).
 
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several folds apart in one Live, each starting at step 0.
@@ -171,14 +182,15 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     seed_everything(seed)
     recipe = arch_params["train"]
     batch_size = int(recipe.get("batch_size", batch_size))
-    rows = partition_rows(index, assignments)
+    rows = partition_rows(index, assignments, copies=recipe.get("augmented_copies", True))
     if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
         raise ValueError("the split left no training or no validation clips; check split params")
     data = {}
     for name in ("train", "validation"):
         data[name] = Batches(torch.from_numpy(np.array(features[np.sort(rows[name])])),
                              torch.from_numpy(labels_for(index, np.sort(rows[name]), assignments)))
-    standardization = fit_standardization(features, np.sort(rows["train"]))
+    standardization = fit_standardization(features, np.sort(rows["train"]), per=standardize_per)
+    standardization_t = standardization_tensors(standardization, device)
     input_shape = tuple(features.shape[1:])
     model = build_model(arch, input_shape, len(EMOTIONS), **arch_params.get("model", {})).to(device)
     loss_fn = make_loss(recipe, data["train"].labels.numpy(), device)
@@ -195,7 +207,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in data["train"].iterate(batch_size, generator):
-            x, y = standardize(x.to(device), standardization), y.to(device)
+            x, y = standardize(x.to(device), standardization_t), y.to(device)
             optimizer.zero_grad(set_to_none=True)
             logits = model(x)
             loss = loss_fn(logits, y)
@@ -204,7 +216,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
-        val_logits = predict_logits(model, data["validation"], standardization, device)
+        val_logits = predict_logits(model, data["validation"], standardization_t, device)
         val_labels = data["validation"].labels
         val_loss = nn.functional.cross_entropy(val_logits, val_labels).item()
         val_accuracy = (val_logits.argmax(1) == val_labels).float().mean().item()

@@ -15,6 +15,8 @@ from ..audio import load_audio
 from ..io import atomic_path
 
 ARRAY_FILE, INDEX_FILE, RECIPE_FILE = "features.npy", "index.parquet", "recipe.json"
+# What recipe.json records beside the recipe's own options (not arguments of `make_recipe`).
+CACHE_KEYS = ("sample_rate", "shape", "standardize")
 
 
 class FeatureRecipe:
@@ -29,6 +31,9 @@ class FeatureRecipe:
     # "spawn" for a recipe whose library hangs in a forked child once its parent has used it
     # (CTranslate2's thread pool does); "fork" starts workers faster.
     pool_start_method = "fork"
+    # How training standardizes it: per "channel" (axis 0 of one clip's array: spectrogram bands,
+    # stacked maps) or per "element" (every value on its own: pooled embeddings, layer statistics).
+    standardize = "channel"
 
     def __init__(self, sample_rate: int, **options):
         self.sample_rate = sample_rate
@@ -90,7 +95,8 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         del array
         items[["clip_id", "copy"]].to_parquet(tmp / INDEX_FILE, index=False)
         (tmp / RECIPE_FILE).write_text(json.dumps({**recipe.config(), "sample_rate": recipe.sample_rate,
-                                                   "shape": list(recipe.shape)}, indent=2) + "\n")
+                                                   "shape": list(recipe.shape),
+                                                   "standardize": recipe.standardize}, indent=2) + "\n")
 
 
 def load_feature_cache(cache_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict]:

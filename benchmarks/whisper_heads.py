@@ -1,0 +1,100 @@
+"""Which Whisper states, statistics and head `whisper_mlp` should read: each variant trained and tested
+under one protocol, over the protocol's repeats, on the pipeline's own feature cache and split code.
+
+Every variant is `archs.whisper_mlp` with some `model` / `train` params changed, so
+the winner is a params change (README, "Whisper: every layer"). Needs the
+`whisper_layers` feature cache (`dvc repro features` with the default params).
+
+    python benchmarks/whisper_heads.py --protocol random --repeats 5
+    python benchmarks/whisper_heads.py --protocol actor_kfold --repeats 2 --variants concat weighted_sum
+"""
+
+from __future__ import annotations
+
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
+import argparse
+import copy
+import time
+
+import pandas as pd
+
+from ser.evaluation import SUMMARIZED, describe_machine, repeated_summary
+from ser.features import load_feature_cache
+from ser.io import read_json, write_json
+from ser.params import load_params
+from ser.split import make_split, repeat_seed, runs_of
+from ser.training import pick_device, score_state, train_model
+
+# name: (model params, train params) over archs.whisper_mlp's
+VARIANTS = {
+    "seed_last_mean": ({"layers": "last", "statistics": ["mean"]}, {}),
+    "last_mean_std": ({"layers": "last", "statistics": ["mean", "std"]}, {}),
+    "concat_mean": ({"layers": "all", "statistics": ["mean"], "head": "concat"}, {}),
+    "concat": ({"layers": "all", "statistics": ["mean", "std"], "head": "concat"}, {}),
+    "weighted_sum": ({"layers": "all", "statistics": ["mean", "std"], "head": "weighted_sum"}, {}),
+    "concat_no_copies": ({"layers": "all", "statistics": ["mean", "std"], "head": "concat"},
+                         {"augmented_copies": False}),
+    "seed_last_mean_no_copies": ({"layers": "last", "statistics": ["mean"]}, {"augmented_copies": False}),
+    "weighted_sum_no_copies": ({"layers": "all", "statistics": ["mean", "std"], "head": "weighted_sum"},
+                               {"augmented_copies": False}),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", default="random", choices=["random", "actor_holdout", "actor_kfold"])
+    parser.add_argument("--repeats", type=int, default=None, help="default: split.repeats")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--out", default=None, help="default: reports/benchmarks/whisper_heads_<protocol>.json")
+    args = parser.parse_args()
+    params = load_params()
+    split_params = {**params["split"], "protocol": args.protocol}
+    if args.repeats:
+        split_params["repeats"] = args.repeats
+    features, index, recipe = load_feature_cache("data/features")
+    if recipe["recipe"] != "whisper_layers":
+        raise SystemExit(f"data/features holds {recipe['recipe']!r} features; this compares heads over "
+                         f"whisper_layers (the default params)")
+    runs = runs_of(make_split(pd.read_parquet("data/manifest.parquet"), split_params))
+    device = pick_device(params["train"]["device"])
+    out = args.out or f"reports/benchmarks/whisper_heads_{args.protocol}.json"
+    try:
+        report = read_json(out)  # variants measured before (with the same split) are kept
+    except FileNotFoundError:
+        report = {}
+    report.update(machine=describe_machine(str(device)), protocol=args.protocol,
+                  repeats=split_params["repeats"], feature_model=recipe["model"])
+    report.setdefault("variants", {})
+    for name in args.variants:
+        model_params, train_params = VARIANTS[name]
+        arch_params = copy.deepcopy(params["archs"]["whisper_mlp"])
+        arch_params["model"].update(model_params)
+        arch_params["train"].update(train_params)
+        scored, started = [], time.perf_counter()
+        for (repeat, fold), assignment in runs.items():
+            state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
+                                      seed=repeat_seed(params["train"]["seed"], repeat),
+                                      batch_size=params["train"]["batch_size"], device=device,
+                                      standardize_per=recipe["standardize"], progress=False)
+            scores = score_state(state, card, features, index, assignment, device)
+            scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
+        summary = repeated_summary(scored, {})
+        report["variants"][name] = {
+            "model": model_params, "train": train_params, "runs": len(scored),
+            "seconds_per_run": round((time.perf_counter() - started) / len(scored), 1),
+            **{key: round(summary[key], 4) for key in SUMMARIZED},
+            **{f"{key}_std": round(summary[f"{key}_std"], 4) for key in SUMMARIZED},
+            **({f"{key}_fold_std": round(summary[f"{key}_fold_std"], 4) for key in SUMMARIZED}
+               if f"accuracy_fold_std" in summary else {}),
+            "per_repeat": summary["per_repeat"]}
+        write_json(out, report)
+        result = report["variants"][name]
+        print(f"{name:<24} accuracy {100 * result['accuracy']:.2f} ± {100 * result['accuracy_std']:.2f}  "
+              f"UA {100 * result['balanced_accuracy']:.2f} ± {100 * result['balanced_accuracy_std']:.2f}  "
+              f"macro F1 {100 * result['macro_f1']:.2f} ± {100 * result['macro_f1_std']:.2f}  "
+              f"({result['runs']} runs, {result['seconds_per_run']} s each)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
