@@ -26,18 +26,19 @@ from ser.params import load_params
 from ser.split import make_split, repeat_seed, runs_of
 from ser.training import pick_device, score_state, train_model
 
-# name: (model params, train params) over archs.whisper_mlp's
+# name: (model params, train params) over archs.whisper_mlp's; each says whether it trains on the copies,
+# so a variant means the same whatever the default is.
+ALL_STATES = {"layers": "all", "statistics": ["mean", "std"]}
+COPIES, NO_COPIES = {"augmented_copies": True}, {"augmented_copies": False}
 VARIANTS = {
-    "seed_last_mean": ({"layers": "last", "statistics": ["mean"]}, {}),
-    "last_mean_std": ({"layers": "last", "statistics": ["mean", "std"]}, {}),
-    "concat_mean": ({"layers": "all", "statistics": ["mean"], "head": "concat"}, {}),
-    "concat": ({"layers": "all", "statistics": ["mean", "std"], "head": "concat"}, {}),
-    "weighted_sum": ({"layers": "all", "statistics": ["mean", "std"], "head": "weighted_sum"}, {}),
-    "concat_no_copies": ({"layers": "all", "statistics": ["mean", "std"], "head": "concat"},
-                         {"augmented_copies": False}),
-    "seed_last_mean_no_copies": ({"layers": "last", "statistics": ["mean"]}, {"augmented_copies": False}),
-    "weighted_sum_no_copies": ({"layers": "all", "statistics": ["mean", "std"], "head": "weighted_sum"},
-                               {"augmented_copies": False}),
+    "seed_last_mean": ({"layers": "last", "statistics": ["mean"]}, COPIES),
+    "seed_last_mean_no_copies": ({"layers": "last", "statistics": ["mean"]}, NO_COPIES),
+    "last_mean_std": ({"layers": "last", "statistics": ["mean", "std"]}, NO_COPIES),
+    "concat_mean": ({"layers": "all", "statistics": ["mean"], "head": "concat"}, NO_COPIES),
+    "concat": ({**ALL_STATES, "head": "concat"}, COPIES),
+    "concat_no_copies": ({**ALL_STATES, "head": "concat"}, NO_COPIES),
+    "weighted_sum": ({**ALL_STATES, "head": "weighted_sum"}, COPIES),
+    "weighted_sum_no_copies": ({**ALL_STATES, "head": "weighted_sum"}, NO_COPIES),
 }
 
 
@@ -66,11 +67,16 @@ def main():
     report.update(machine=describe_machine(str(device)), protocol=args.protocol,
                   repeats=split_params["repeats"], feature_model=recipe["model"])
     report.setdefault("variants", {})
+    cached_copies = bool(index["copy"].gt(0).any())
     for name in args.variants:
         model_params, train_params = VARIANTS[name]
         arch_params = copy.deepcopy(params["archs"]["whisper_mlp"])
         arch_params["model"].update(model_params)
         arch_params["train"].update(train_params)
+        if arch_params["train"]["augmented_copies"] and not cached_copies:
+            raise SystemExit(f"{name} trains on the augmented copies, which data/features does not hold: "
+                             f"`dvc repro -S archs.whisper_mlp.train.augmented_copies=true features` "
+                             f"(or `dvc exp run` with it) encodes them")
         scored, started = [], time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             state, card = train_model("whisper_mlp", arch_params, features, index, assignment,

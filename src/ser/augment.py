@@ -88,10 +88,12 @@ def augment_corpus(manifest: pd.DataFrame, raw_dir: str | Path, out_dir: str | P
     return index
 
 
-def clips_and_copies(manifest: pd.DataFrame, raw_dir: str | Path, augmented_dir: str | Path) -> pd.DataFrame:
-    """Every original clip (copy 0) and every augmented copy, as (clip_id, copy, path) sorted by clip and copy."""
-    copies = pd.read_parquet(Path(augmented_dir) / INDEX_FILE)
-    return pd.concat([
-        manifest.assign(copy=0, path=[str(Path(raw_dir) / p) for p in manifest["path"]]),
-        copies.assign(path=[str(Path(augmented_dir) / f) for f in copies["file"]]),
-    ])[["clip_id", "copy", "path"]].sort_values(["clip_id", "copy"], ignore_index=True)
+def clips_and_copies(manifest: pd.DataFrame, raw_dir: str | Path, augmented_dir: str | Path,
+                     with_copies: bool = True) -> pd.DataFrame:
+    """Every original clip (copy 0) and, `with_copies`, every augmented copy, as (clip_id, copy, path)
+    sorted by clip and copy."""
+    parts = [manifest.assign(copy=0, path=[str(Path(raw_dir) / p) for p in manifest["path"]])]
+    if with_copies:
+        copies = pd.read_parquet(Path(augmented_dir) / INDEX_FILE)
+        parts.append(copies.assign(path=[str(Path(augmented_dir) / f) for f in copies["file"]]))
+    return pd.concat(parts)[["clip_id", "copy", "path"]].sort_values(["clip_id", "copy"], ignore_index=True)

@@ -232,7 +232,8 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
                                 ("lr", optimizer.param_groups[0]["lr"])):
                 logger.log_metric(metric_prefix + name, value)
             logger.make_summary()
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", val_acc=f"{val_accuracy:.3f}")
+        # Redrawn with the count at the bar's own interval (TQDM_MININTERVAL in CI), not at every epoch.
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", val_acc=f"{val_accuracy:.3f}", refresh=False)
         if patience and epoch - best["epoch"] >= patience:
             break
 
