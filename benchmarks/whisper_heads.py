@@ -7,6 +7,9 @@ the winner is a params change (README, "Whisper: every layer"). Needs the
 
     python benchmarks/whisper_heads.py --protocol random --repeats 5
     python benchmarks/whisper_heads.py --protocol actor_kfold --repeats 2 --variants concat weighted_sum
+    python benchmarks/whisper_heads.py --protocol actor_kfold -S split.actor_kfold.train_subset=speech --out ...
+
+`-S` sets any param for the run, as `dvc exp run -S` does, and is recorded in the report.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 from ser.evaluation import SUMMARIZED, describe_machine, repeated_summary
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
-from ser.params import load_params
+from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
 from ser.training import pick_device, score_state, train_model
 
@@ -48,14 +51,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=None, help="default: split.repeats")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default=None, help="default: reports/benchmarks/whisper_heads_<protocol>.json")
+    parser.add_argument("--features", default="data/features",
+                        help="the feature cache (one with the augmented copies for variants that train on them)")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a params override, as in `dvc exp run -S` (repeatable)")
     args = parser.parse_args()
     params = load_params()
+    for assignment in args.set:
+        set_param(params, assignment)
     split_params = {**params["split"], "protocol": args.protocol}
     if args.repeats:
         split_params["repeats"] = args.repeats
-    features, index, recipe = load_feature_cache("data/features")
+    features, index, recipe = load_feature_cache(args.features)
     if recipe["recipe"] != "whisper_layers":
-        raise SystemExit(f"data/features holds {recipe['recipe']!r} features; this compares heads over "
+        raise SystemExit(f"{args.features} holds {recipe['recipe']!r} features; this compares heads over "
                          f"whisper_layers (the default params)")
     runs = runs_of(make_split(pd.read_parquet("data/manifest.parquet"), split_params))
     device = pick_device(params["train"]["device"])
@@ -74,9 +83,9 @@ def main():
         arch_params["model"].update(model_params)
         arch_params["train"].update(train_params)
         if arch_params["train"]["augmented_copies"] and not cached_copies:
-            raise SystemExit(f"{name} trains on the augmented copies, which data/features does not hold: "
-                             f"`dvc repro -S archs.whisper_mlp.train.augmented_copies=true features` "
-                             f"(or `dvc exp run` with it) encodes them")
+            raise SystemExit(f"{name} trains on the augmented copies, which {args.features} does not hold: "
+                             f"`dvc exp run -S archs.whisper_mlp.train.augmented_copies=true` encodes them "
+                             f"into data/features")
         scored, started = [], time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
@@ -86,8 +95,11 @@ def main():
             scores = score_state(state, card, features, index, assignment, device)
             scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
         summary = repeated_summary(scored, {})
-        report["variants"][name] = {
-            "model": model_params, "train": train_params, "runs": len(scored),
+        entry = " ".join([name, *args.set])  # a variant under other params is another entry
+        report["variants"][entry] = {
+            "model": model_params, "train": train_params, "params_set": args.set,
+            "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
+            "runs": len(scored),
             "seconds_per_run": round((time.perf_counter() - started) / len(scored), 1),
             **{key: round(summary[key], 4) for key in SUMMARIZED},
             **{f"{key}_std": round(summary[f"{key}_std"], 4) for key in SUMMARIZED},
@@ -95,8 +107,8 @@ def main():
                if f"accuracy_fold_std" in summary else {}),
             "per_repeat": summary["per_repeat"]}
         write_json(out, report)
-        result = report["variants"][name]
-        print(f"{name:<24} accuracy {100 * result['accuracy']:.2f} ± {100 * result['accuracy_std']:.2f}  "
+        result = report["variants"][entry]
+        print(f"{entry:<24} accuracy {100 * result['accuracy']:.2f} ± {100 * result['accuracy_std']:.2f}  "
               f"UA {100 * result['balanced_accuracy']:.2f} ± {100 * result['balanced_accuracy_std']:.2f}  "
               f"macro F1 {100 * result['macro_f1']:.2f} ± {100 * result['macro_f1_std']:.2f}  "
               f"({result['runs']} runs, {result['seconds_per_run']} s each)", flush=True)

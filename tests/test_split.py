@@ -109,10 +109,39 @@ def test_actor_kfold_never_puts_an_actor_on_both_sides():
         test = assignment[assignment["partition"] == "test"]
         assert (test["vocal_channel"] == "speech").all() and len(test) == 240  # EmoBox: 4 actors x 60
         excluded = assignment[assignment["partition"] == "excluded"]
-        assert set(excluded["actor"]) <= set(EMOBOX_FOLDS[fold - 1]) and (excluded["vocal_channel"] == "song").all()
+        # The held-out actors' song, and the validation actors' song (they select on speech, as tested).
+        assert set(excluded["actor"]) <= set(EMOBOX_FOLDS[fold - 1]) | actors["validation"]
+        assert (excluded["vocal_channel"] == "song").all()
         tested += list(test["clip_id"])
     # Every speech clip is tested exactly once over the folds.
     assert sorted(tested) == sorted(MANIFEST.loc[MANIFEST["vocal_channel"] == "speech", "clip_id"])
+
+
+@pytest.mark.parametrize("protocol", ["actor_kfold", "actor_holdout"])
+def test_speaker_independent_protocols_select_models_on_actors_held_out_of_training(protocol):
+    params = {**kfold_params(), "protocol": protocol, "test_fraction": 0.2, "test_actors": [1, 11, 20, 21]}
+    for (_, fold), assignment in runs_of(make_split(MANIFEST, params)).items():
+        actors = assignment.groupby("partition")["actor"].apply(set).to_dict()
+        tested = set(EMOBOX_FOLDS[fold - 1]) if protocol == "actor_kfold" else {1, 11, 20, 21}
+        assert actors["test"] == tested
+        # 10 % of the 20 training actors, one of each gender, none of them training or tested.
+        assert len(actors["validation"]) == 2 and {a % 2 for a in actors["validation"]} == {0, 1}
+        assert not actors["validation"] & (actors["train"] | actors["test"])
+        assert actors["train"] | actors["validation"] == set(range(1, 25)) - tested
+        validation = assignment[assignment["partition"] == "validation"]
+        if protocol == "actor_kfold":  # they are scored as the test is: on speech (test_subset)
+            assert validation["vocal_channel"].eq("speech").all() and len(validation) == 2 * 60
+    by_clip = runs_of(make_split(MANIFEST, {**params, "validation_by": "clip"}))
+    for assignment in by_clip.values():  # the former draw, kept selectable: a share of the training actors' clips
+        actors = assignment.groupby("partition")["actor"].apply(set).to_dict()
+        assert actors["validation"] == actors["train"]
+    with pytest.raises(ValueError, match="validation_by"):
+        make_split(MANIFEST, {**params, "validation_by": "speaker"})
+
+
+def test_random_split_validates_on_clips_whatever_validation_by_says():
+    params = {**kfold_params(), "protocol": "random", "test_fraction": 0.2, "test_actors": []}
+    pd.testing.assert_frame_equal(make_split(MANIFEST, params), make_split(MANIFEST, {**params, "validation_by": "clip"}))
 
 
 def test_actor_kfold_no_copy_of_a_test_clip_reaches_training():

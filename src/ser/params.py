@@ -19,3 +19,18 @@ def selected_arch(params: dict) -> tuple[str, dict]:
         raise KeyError(f"model.arch is {arch!r} but params.yaml has no archs.{arch} section "
                        f"(known: {sorted(params.get('archs', {}))})")
     return arch, params["archs"][arch]
+
+
+def set_param(params: dict, assignment: str) -> dict:
+    """Apply one `section.key=value` override (the syntax of `dvc exp run -S`; the value is read as YAML)."""
+    name, sep, value = assignment.partition("=")
+    if not sep or not name:
+        raise ValueError(f"{assignment!r}: expected section.key=value")
+    *parents, key = name.split(".")
+    node = params
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise KeyError(f"{name}: params.yaml has no section {part!r} there")
+        node = node[part]
+    node[key] = yaml.safe_load(value)
+    return params

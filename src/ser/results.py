@@ -28,12 +28,12 @@ SEED_REPORTED = {
     "cnn_bilstm_attn_logmel": ("004", "none reported"),
 }
 
-# Published speaker-independent numbers on 8-class RAVDESS speech.
+# Published speaker-independent numbers on 8-class RAVDESS speech (../shared/DESIGN.md).
 KFOLD_ANCHORS = [
-    ("XLSR-53 wav2vec2, fine-tuned", "5 folds by actor", "81.8"),
-    ("Whisper-large-v3, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "75.9"),
-    ("WavLM-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "72.2"),
-    ("HuBERT-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "70.3"),
+    ("XLSR-53 wav2vec2, fine-tuned", "5 folds by actor", "accuracy 81.82 ± 1.99"),
+    ("Whisper-large-v3, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "UA 75.32, accuracy 75.87"),
+    ("WavLM-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "UA 72.00, accuracy 72.22"),
+    ("HuBERT-large, frozen (EmoBox)", "EmoBox 6 folds of 4 actors", "UA 70.00, accuracy 70.29"),
 ]
 
 

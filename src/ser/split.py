@@ -10,6 +10,13 @@ each fold a clip is `train`, `validation`, `test` or `excluded` (a held-out
 actor's clip outside the tested subset, or a training actor's clip outside the
 trained subset: neither side may use it).
 
+Model selection (best epoch, learning-rate schedule) uses the `validation`
+clips, always drawn from the training side. Under `random` they are a
+stratified share of the training clips; under the speaker-independent
+protocols (`validation_by: actor`) they are every tested-subset clip of a few
+training actors, who then do not train, so that the epoch is chosen on voices
+the model has never heard, as the test measures it.
+
 `repeats` draws the whole protocol again: repeat r uses the seed `seed + r - 1`
 for the random 80/20 and every validation draw (and training uses `train.seed
 + r - 1`), so a result is a distribution over N repeats, not one draw.
@@ -17,11 +24,18 @@ for the random 80/20 and every validation draw (and training uses `train.seed
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 PROTOCOLS = ("random", "actor_holdout", "actor_kfold")
 SUBSETS = ("all", "speech", "song")
+SPLIT_COLUMNS = ["clip_id", "actor", "emotion", "vocal_channel", "fold", "partition"]
+
+
+def clip_columns(manifest: pd.DataFrame) -> list[str]:
+    """What the split reads of each clip: its id, actor, emotion, channel, and gender where known."""
+    return ["clip_id", "actor", "emotion", "vocal_channel", *(["gender"] if "gender" in manifest else [])]
 
 
 def select_subset(manifest: pd.DataFrame, subset: str) -> pd.DataFrame:
@@ -41,11 +55,59 @@ def stratified_holdout(clips: pd.DataFrame, fraction: float, seed: int) -> set[s
     return set(held_out)
 
 
+VALIDATION_BY = ("actor", "clip")
+
+
+def validation_actors(clips: pd.DataFrame, fraction: float, seed: int) -> list[int]:
+    """`fraction` of the actors of `clips` (at least one, never all), drawn with `seed`, as evenly
+    between genders as the count allows (where the clips say the gender)."""
+    actors = clips.drop_duplicates("actor").sort_values("actor")
+    count = min(max(1, round(fraction * len(actors))), len(actors) - 1)
+    if count < 1:
+        raise ValueError("validation by actor needs at least two training actors")
+    rng = np.random.default_rng(seed)
+    if "gender" not in actors:
+        return sorted(int(a) for a in rng.choice(actors["actor"].to_numpy(), size=count, replace=False))
+    # Alternate the genders in a shuffled order of each, so the count splits as evenly as it can.
+    queues = [list(rng.permutation(group["actor"].to_numpy())) for _, group in actors.groupby("gender")]
+    chosen = []
+    while len(chosen) < count:
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop(0)))
+    return sorted(chosen)
+
+
+def hold_out_validation(clips: pd.DataFrame, partition: pd.Series, validation_fraction: float, seed: int,
+                        by: str, tested: pd.Series | None = None) -> pd.Series:
+    """`partition` with some `train` clips turned `validation` (model selection only), drawn from
+    the training side: a stratified share of its clips (`by: clip`), or the clips of some of its
+    actors (`by: actor`), of which those outside the tested subset (`tested`) are excluded."""
+    if by not in VALIDATION_BY:
+        raise ValueError(f"split.validation_by is {by!r}; expected one of {VALIDATION_BY}")
+    partition = partition.copy()
+    training = clips[partition == "train"]
+    if validation_fraction <= 0:
+        return partition
+    if by == "clip":
+        partition[clips["clip_id"].isin(stratified_holdout(training, validation_fraction, seed))] = "validation"
+        return partition
+    held = clips["actor"].isin(validation_actors(training, validation_fraction, seed)) & (partition == "train")
+    tested = pd.Series(True, index=clips.index) if tested is None else tested
+    partition[held & tested] = "validation"
+    partition[held & ~tested] = "excluded"
+    return partition
+
+
 def assign_partitions(manifest: pd.DataFrame, protocol: str, *, subset: str = "all",
                       test_fraction: float = 0.2, test_actors=(), validation_fraction: float = 0.1,
-                      seed: int = 42) -> pd.DataFrame:
-    """One fold: a row per clip of the subset with clip_id, actor, emotion, vocal_channel, fold (1), partition."""
-    clips = select_subset(manifest, subset)[["clip_id", "actor", "emotion", "vocal_channel"]]
+                      validation_by: str = "actor", seed: int = 42) -> pd.DataFrame:
+    """One fold: a row per clip of the subset with clip_id, actor, emotion, vocal_channel, fold (1), partition.
+
+    `validation_by` applies to `actor_holdout`; `random` shares actors between train and test, and
+    validates on a share of the training clips.
+    """
+    clips = select_subset(manifest, subset)[clip_columns(manifest)]
     clips = clips.sort_values("clip_id", ignore_index=True)  # order-independent of the input
     if protocol == "actor_kfold":
         raise ValueError("actor_kfold has several folds: use assign_folds (or make_split)")
@@ -61,11 +123,10 @@ def assign_partitions(manifest: pd.DataFrame, protocol: str, *, subset: str = "a
         raise ValueError(f"split.protocol is {protocol!r}; expected one of {PROTOCOLS}")
 
     partition = clips["clip_id"].map(lambda c: "test" if c in test else "train")
-    training = clips[partition == "train"]
-    if validation_fraction > 0:
-        # Model selection must never see the test side: validation comes out of training only.
-        partition[clips["clip_id"].isin(stratified_holdout(training, validation_fraction, seed))] = "validation"
-    return clips.assign(fold=1, partition=partition)
+    # Model selection must never see the test side: validation comes out of training only.
+    partition = hold_out_validation(clips, partition, validation_fraction, seed,
+                                    by="clip" if protocol == "random" else validation_by)
+    return clips.assign(fold=1, partition=partition)[SPLIT_COLUMNS]
 
 
 def actor_folds(actors, folds) -> list[list[int]]:
@@ -95,9 +156,10 @@ def actor_folds(actors, folds) -> list[list[int]]:
 
 
 def assign_folds(manifest: pd.DataFrame, folds, *, subset: str = "all", train_subset: str = "all",
-                 test_subset: str = "all", validation_fraction: float = 0.1, seed: int = 42) -> pd.DataFrame:
+                 test_subset: str = "all", validation_fraction: float = 0.1, validation_by: str = "actor",
+                 seed: int = 42) -> pd.DataFrame:
     """Actor k-fold: in fold k the actors of group k are tested, the other actors train (and validate)."""
-    clips = select_subset(manifest, subset)[["clip_id", "actor", "emotion", "vocal_channel"]]
+    clips = select_subset(manifest, subset)[clip_columns(manifest)]
     clips = clips.sort_values("clip_id", ignore_index=True)
     trainable = clips["clip_id"].isin(select_subset(clips, train_subset)["clip_id"])
     testable = clips["clip_id"].isin(select_subset(clips, test_subset)["clip_id"])
@@ -107,11 +169,11 @@ def assign_folds(manifest: pd.DataFrame, folds, *, subset: str = "all", train_su
         partition = pd.Series("excluded", index=clips.index)
         partition[held & testable] = "test"
         partition[~held & trainable] = "train"
-        if validation_fraction > 0:
-            # Drawn from the training actors only, so model selection never sees the held-out actors.
-            chosen = stratified_holdout(clips[partition == "train"], validation_fraction, seed + fold)
-            partition[clips["clip_id"].isin(chosen)] = "validation"
-        per_fold.append(clips.assign(fold=fold, partition=partition))
+        # Drawn from the training actors only, so model selection never sees the held-out actors;
+        # by actor, the validation actors' clips are those the test side would use (test_subset).
+        partition = hold_out_validation(clips, partition, validation_fraction, seed + fold, by=validation_by,
+                                        tested=testable)
+        per_fold.append(clips.assign(fold=fold, partition=partition)[SPLIT_COLUMNS])
     return pd.concat(per_fold, ignore_index=True)
 
 
@@ -127,11 +189,12 @@ def make_split(manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
             kfold = params["actor_kfold"]
             one = assign_folds(manifest, kfold["folds"], subset=params["subset"], train_subset=kfold["train_subset"],
                                test_subset=kfold["test_subset"], validation_fraction=params["validation_fraction"],
-                               seed=seed)
+                               validation_by=params.get("validation_by", "actor"), seed=seed)
         else:
             one = assign_partitions(manifest, params["protocol"], subset=params["subset"],
                                     test_fraction=params["test_fraction"], test_actors=params["test_actors"],
-                                    validation_fraction=params["validation_fraction"], seed=seed)
+                                    validation_fraction=params["validation_fraction"],
+                                    validation_by=params.get("validation_by", "actor"), seed=seed)
         drawn.append(one.assign(repeat=repeat))
     split = pd.concat(drawn, ignore_index=True)
     return split[["repeat", *[c for c in split.columns if c != "repeat"]]]

@@ -218,11 +218,12 @@ class WhisperLayerStatistics(FeatureRecipe):
     pool_start_method = "spawn"
     standardize = "element"
 
-    def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False):
+    def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False,
+                 trim_db: float | None = None):
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
-        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s)
-        self.model_name, self.pad_to_30s = model, pad_to_30s
+        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s, trim_db=trim_db)
+        self.model_name, self.pad_to_30s, self.trim_db = model, pad_to_30s, trim_db
         self._encoder = None
         self._shape = None
 
@@ -257,6 +258,8 @@ class WhisperLayerStatistics(FeatureRecipe):
         import torch
         if not np.all(np.isfinite(signal)):
             raise ValueError("the signal contains NaN/Inf samples")
+        if self.trim_db is not None:  # leading and trailing frames quieter than the peak by trim_db
+            signal = librosa.effects.trim(signal, top_db=self.trim_db)[0]
         if self.pad_to_30s:
             signal = np.pad(signal[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(signal))))
         log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
