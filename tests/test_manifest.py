@@ -44,3 +44,20 @@ def test_skipping_bad_files_lists_them(tmp_path):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(BadCorpus, match="no audio files"):
         build_manifest(tmp_path, progress=False)
+
+
+def test_a_truncated_flac_is_named(tmp_path):
+    import numpy as np
+
+    make_corpus(tmp_path, actors=(1,), song_actors=(), statements=(1,))
+    folder = tmp_path / "Audio_Speech_Actors_01-24" / "Actor_01"
+    whole = folder / "03-01-05-02-02-01-01.flac"
+    rng = np.random.default_rng(0)
+    sf.write(whole, 0.1 * rng.standard_normal(22050 * 3), 22050, format="FLAC")
+    data = whole.read_bytes()
+    whole.write_bytes(data[: len(data) // 3])  # cut to a third: the header still promises every frame
+    assert sf.info(str(whole)).frames == 22050 * 3
+    with pytest.raises(BadCorpus) as error:
+        build_manifest(tmp_path, progress=False)
+    assert "03-01-05-02-02-01-01.flac" in str(error.value) and "1 unusable" in str(error.value)
+    assert "truncated or corrupt" in str(error.value) or "cannot be decoded" in str(error.value)

@@ -1,18 +1,27 @@
-"""`ser predict` on generated recordings of several formats, rates and lengths, and on bad files."""
+"""`ser predict` on generated recordings of several formats, rates and lengths, on bad files, and on
+recordings without speech."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
+from ser.audio import load_audio
 from ser.cli import main
 from ser.corpus import EMOTIONS
-from ser.predict import Predictor
+from ser.predict import FAILED, NO_SPEECH, PREDICTED, Predictor
 from synthetic import tone
+
+# Speech for the voice activity detector, which synthetic tones are not: a corpus clip, rewritten here
+# into other formats, rates and lengths (the corpus itself is never copied into the repository).
+CORPUS_CLIP = (Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "Audio_Speech_Actors_01-24"
+               / "Actor_01" / "03-01-05-01-01-01-01.flac")
+needs_speech = pytest.mark.skipif(not CORPUS_CLIP.exists(), reason="needs ../shared/ravdess beside the repository")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +45,7 @@ def bad(tmp_path_factory):
 
 
 def test_probabilities_for_every_format_rate_and_length(model_dir, clips):
-    predictor = Predictor(model_dir, device="cpu")
+    predictor = Predictor(model_dir, device="cpu", detect_speech=False)  # tones are not speech
     for name, windows in (("a.wav", 1), ("b.flac", 1), ("c.ogg", 1), ("long.wav", 6)):
         result = predictor.predict_file(clips / name)
         assert result.error is None, result.error
@@ -56,22 +65,26 @@ def test_long_recording_windows_cover_it_all(model_dir):
 
 def test_folder_writes_csv_and_bad_files_are_named(model_dir, clips, bad, tmp_path, capsys):
     csv = tmp_path / "out.csv"
-    status = main(["predict", str(clips), str(bad), "--model", str(model_dir), "--csv", str(csv), "--device", "cpu"])
+    status = main(["predict", str(clips), str(bad), "--model", str(model_dir), "--csv", str(csv), "--device", "cpu",
+                   "--no-speech-check"])
     assert status == 1  # some files failed
-    err = capsys.readouterr().err
-    for name, why in (("garbage.wav", "cannot be read"), ("empty.wav", "no samples"),
-                      ("silent.wav", "silent"), ("short.wav", "too short")):
-        line = next(l for l in err.splitlines() if name in l)
+    captured = capsys.readouterr()
+    for name, why in (("garbage.wav", "cannot be read"), ("empty.wav", "no samples"), ("short.wav", "too short")):
+        line = next(l for l in captured.err.splitlines() if name in l)
         assert line.startswith("error: ") and why in line
+    # Silence is an answer, not a failure, even with the detector off.
+    assert any(l.endswith("silent.wav\t" + NO_SPEECH) for l in captured.out.splitlines())
     table = pd.read_csv(csv)
-    assert len(table) == 8 and table["error"].notna().sum() == 4
-    good = table[table["error"].isna()]
+    assert len(table) == 8 and table["error"].notna().sum() == 3
+    assert table["status"].value_counts().to_dict() == {PREDICTED: 4, FAILED: 3, NO_SPEECH: 1}
+    good = table[table["status"] == PREDICTED]
     assert set(good["emotion"]) <= set(EMOTIONS)
     assert np.allclose(good[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
 
 
 def test_console_command_json_and_exit_status(model_dir, clips):
-    command = [sys.executable, "-m", "ser.cli", "predict", str(clips / "b.flac"), "--model", str(model_dir), "--json"]
+    command = [sys.executable, "-m", "ser.cli", "predict", str(clips / "b.flac"), "--model", str(model_dir), "--json",
+               "--no-speech-check"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     [result] = json.loads(done.stdout)
@@ -84,3 +97,83 @@ def test_console_command_json_and_exit_status(model_dir, clips):
 def test_missing_model_directory_is_explained(tmp_path, clips, capsys):
     assert main(["predict", str(clips / "a.wav"), "--model", str(tmp_path / "none")]) == 1
     assert "dvc repro" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """A folder of good recordings made from one corpus clip: other formats, rates, channels, lengths."""
+    folder = tmp_path_factory.mktemp("speech")
+    signal, rate = sf.read(str(CORPUS_CLIP), dtype="float32")
+    sf.write(folder / "stereo-44k.wav", np.stack([signal, 0.5 * signal], axis=1), rate)
+    sf.write(folder / "speech.ogg", signal, rate, format="OGG", subtype="VORBIS")
+    sf.write(folder / "speech.mp3", signal, rate, format="MP3")
+    sf.write(folder / "long.flac", np.tile(signal, 4), rate)
+    sf.write(folder / "clipped.wav", np.clip(8 * signal, -1, 1), rate)
+    sf.write(folder / "no-extension", signal, rate, format="WAV")  # named on the command line, not found in a scan
+    return folder
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    """One of each kind of bad file, and recordings with nothing to judge."""
+    folder = tmp_path_factory.mktemp("broken")
+    signal, rate = sf.read(str(CORPUS_CLIP), dtype="float32")
+    (folder / "text.wav").write_text("this is a text file, renamed")
+    sf.write(folder / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    sf.write(folder / "short.wav", signal[: rate // 10], rate)
+    nan = signal.copy()
+    nan[1000], nan[2000] = np.nan, np.inf
+    sf.write(folder / "nan.wav", nan, rate, subtype="FLOAT")
+    sf.write(folder / "whole.flac", signal, rate)
+    data = (folder / "whole.flac").read_bytes()
+    (folder / "truncated.flac").write_bytes(data[: len(data) // 3])
+    (folder / "whole.flac").unlink()
+    sf.write(folder / "silent.wav", np.zeros(3 * 16000, dtype=np.float32), 16000)
+    sf.write(folder / "noise.wav", 0.3 * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32), 16000)
+    sf.write(folder / "tone.wav", tone(3, 1, 16000, 3.0), 16000)
+    return folder
+
+
+@needs_speech
+def test_a_mixed_folder_gives_one_line_per_file_and_predicts_every_good_one(model_dir, speech, broken, tmp_path,
+                                                                           capsys):
+    csv = tmp_path / "all.csv"
+    status = main(["predict", str(speech), str(broken), str(speech / "no-extension"), "--model", str(model_dir),
+                   "--csv", str(csv), "--device", "cpu"])
+    assert status == 1  # some files failed; every other one still has its answer
+    captured = capsys.readouterr()
+    for name, why in (("text.wav", "cannot be read"), ("empty.wav", "no samples"), ("short.wav", "too short"),
+                      ("nan.wav", "contains NaN/Inf samples"), ("truncated.flac", "")):
+        [line] = [l for l in captured.err.splitlines() if name in l]
+        assert line.startswith(f"error: {broken / name}: ") and why in line
+    table = pd.read_csv(csv).set_index(pd.read_csv(csv)["path"].map(lambda p: Path(p).name))
+    assert len(table) == 5 + 8 + 1  # the folders' audio files, and the one named outright
+    good = ["stereo-44k.wav", "speech.ogg", "speech.mp3", "long.flac", "clipped.wav", "no-extension"]
+    assert (table.loc[good, "status"] == PREDICTED).all()
+    assert table.loc[good, "emotion"].isin(EMOTIONS).all()
+    assert np.allclose(table.loc[good, list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-4)
+    clip_seconds = len(load_audio(CORPUS_CLIP, 16000)) / 16000
+    assert (table.loc[good, "speech_seconds"] > 0.5).all() and (table.loc[good, "speech_seconds"] <= 4 * clip_seconds).all()
+    assert (table.loc[["silent.wav", "noise.wav", "tone.wav"], "status"] == NO_SPEECH).all()
+    assert table.loc[["silent.wav", "noise.wav", "tone.wav"], "emotion"].isna().all()
+    assert (table["status"] == FAILED).sum() == 5
+    for name in ("noise.wav", "tone.wav", "silent.wav"):
+        assert f"{broken / name}\t{NO_SPEECH}" in captured.out.splitlines()
+
+
+@needs_speech
+def test_a_failure_in_the_features_or_the_model_is_that_files_error_only(model_dir, speech, monkeypatch):
+    predictor = Predictor(model_dir, device="cpu")
+    extract = predictor.recipe.extract
+    broken_once = {"calls": 0}
+
+    def fails_first(signal):
+        broken_once["calls"] += 1
+        if broken_once["calls"] == 1:
+            raise RuntimeError("out of memory in the encoder")
+        return extract(signal)
+
+    monkeypatch.setattr(predictor.recipe, "extract", fails_first)
+    first, second = (predictor.predict_file(speech / name) for name in ("speech.ogg", "clipped.wav"))
+    assert first.status == FAILED and "speech.ogg" in first.error and "out of memory" in first.error
+    assert second.status == PREDICTED and second.emotion in EMOTIONS

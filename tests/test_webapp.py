@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("CI must run the web page test: install Debian's chromium (.ci/run does)", pytrace=False)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium binary (apt-get install chromium)")
+# Speech for the voice activity detector (a tone is not speech): a corpus clip, rewritten as a stereo WAV.
+CORPUS_CLIP = (Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "Audio_Speech_Actors_01-24"
+               / "Actor_01" / "03-01-05-01-01-01-01.flac")
 
 
 def free_port() -> int:
@@ -53,23 +57,35 @@ def upload(browser, url, clip):
     return page
 
 
+@pytest.mark.skipif(not CORPUS_CLIP.exists(), reason="needs ../shared/ravdess beside the repository")
 def test_uploaded_clip_shows_every_probability(browser, page_url, tmp_path):
     clip = tmp_path / "hello.wav"
-    sf.write(clip, tone(3, 1, 44100, 2.0, stereo=True), 44100)
+    signal, rate = sf.read(str(CORPUS_CLIP), dtype="float32")
+    sf.write(clip, np.stack([signal, signal], axis=1), rate)
     page = upload(browser, page_url, clip)
     page.wait_for_selector("#summary strong", timeout=60_000)
     top = page.inner_text("#summary strong").strip()
     shown = page.inner_text("#probabilities")
     assert top in EMOTIONS
     assert all(emotion in shown for emotion in EMOTIONS)
-    assert "%" in shown
+    assert "%" in shown and "s of speech" in page.inner_text("#summary")
     page.close()
 
 
-def test_silent_clip_shows_the_problem(browser, page_url, tmp_path):
-    clip = tmp_path / "quiet.wav"
-    sf.write(clip, np.zeros(16000, dtype=np.float32), 16000)
+def test_a_clip_without_speech_says_so_and_claims_no_emotion(browser, page_url, tmp_path):
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, tone(3, 1, 44100, 2.0, stereo=True), 44100)
     page = upload(browser, page_url, clip)
-    page.get_by_text("silent (peak below").first.wait_for(timeout=60_000)
+    page.get_by_text("no speech detected").first.wait_for(timeout=60_000)
+    assert page.inner_text("#summary strong").strip() == "no speech detected"
+    assert not any(emotion in page.inner_text("#probabilities") for emotion in EMOTIONS)
+    page.close()
+
+
+def test_a_broken_file_shows_the_problem(browser, page_url, tmp_path):
+    clip = tmp_path / "broken.wav"
+    sf.write(clip, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    page = upload(browser, page_url, clip)
+    page.get_by_text("contains NaN/Inf samples").first.wait_for(timeout=60_000)
     assert page.query_selector("#summary strong") is None  # no emotion was claimed
     page.close()

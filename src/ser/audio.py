@@ -10,7 +10,7 @@ import soxr
 
 
 class BadAudio(ValueError):
-    """An audio file that cannot be used: unreadable, empty, or silent."""
+    """An audio file that cannot be used: unreadable, truncated, empty, or with non-finite samples."""
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -21,22 +21,29 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise BadAudio(f"{path}: cannot be read as audio ({error})") from None
     if samples.shape[0] == 0:
         raise BadAudio(f"{path}: contains no samples")
+    if not np.isfinite(samples).all():  # a float file can hold them; every later step would spread them
+        raise BadAudio(f"{path}: contains NaN/Inf samples")
     mono = samples.mean(axis=1)
     if file_rate != sample_rate:
         mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def audio_info(path: str | Path) -> dict:
-    """Duration, sample rate and channels from the header, without decoding the samples."""
+def audio_info(path: str | Path, decode: bool = False) -> dict:
+    """Duration, sample rate and channels from the header; with `decode`, every frame is decoded too,
+    so that a truncated or corrupt file (whose header still promises all its frames) is named."""
     try:
-        info = sf.info(str(path))
-    except Exception as error:
-        raise BadAudio(f"{path}: cannot be read as audio ({error})") from None
-    if info.frames <= 0:
+        with sf.SoundFile(str(path)) as audio:
+            frames, rate, channels = audio.frames, audio.samplerate, audio.channels
+            decoded = sum(len(block) for block in audio.blocks(blocksize=1 << 16, dtype="float32")) if decode else frames
+    except Exception as error:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        what = "cannot be read as audio" if not decode else "cannot be decoded (corrupt or truncated?)"
+        raise BadAudio(f"{path}: {what} ({error})") from None
+    if frames <= 0:
         raise BadAudio(f"{path}: contains no samples")
-    return {"duration": info.frames / info.samplerate, "sample_rate": info.samplerate,
-            "channels": info.channels}
+    if decoded != frames:
+        raise BadAudio(f"{path}: truncated or corrupt: its header says {frames} frames, {decoded} could be decoded")
+    return {"duration": frames / rate, "sample_rate": rate, "channels": channels}
 
 
 def fix_length(signal: np.ndarray, length: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from .audio import load_audio
+from .audio import BadAudio, load_audio
 from .io import atomic_path
 
 INDEX_FILE = "index.parquet"
@@ -56,10 +56,13 @@ def copy_file_name(clip_id: str, copy: int) -> str:
 
 def _augment_clip(task) -> list[dict]:
     clip_id, path, out_dir, sample_rate, config = task
-    signal = load_audio(path, sample_rate)
+    signal = load_audio(path, sample_rate)  # BadAudio names the file
     rows = []
     for copy in range(1, config.copies + 1):
-        augmented, drawn = augment_signal(signal, sample_rate, copy_generator(config.seed, clip_id, copy), config)
+        try:
+            augmented, drawn = augment_signal(signal, sample_rate, copy_generator(config.seed, clip_id, copy), config)
+        except Exception as error:  # so that a stage stopped by one file says which
+            raise BadAudio(f"{path}: augmented copy {copy} failed ({type(error).__name__}: {error})") from error
         name = copy_file_name(clip_id, copy)
         sf.write(Path(out_dir) / name, augmented, sample_rate, subtype="PCM_16", format="FLAC")
         rows.append({"clip_id": clip_id, "copy": copy, "file": name, **drawn})

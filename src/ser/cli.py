@@ -5,7 +5,9 @@
 
 Each PATH is an audio file, or a folder whose audio files are all predicted
 (and then written to a CSV, `predictions.csv` unless --csv names another).
-Exit status: 0 when every file was predicted, 1 when any could not be, 2 on usage errors.
+Every file gets its line: the emotion, "no speech detected", or `error: <file>: <problem>`.
+Exit status: 0 when no file failed ("no speech detected" is an answer, not a failure),
+1 when any could not be read or predicted, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .io import atomic_path
 
 
 def _predict(args) -> int:
-    from .predict import Predictor, audio_files
+    from .predict import FAILED, Predictor, audio_files
 
     files, any_folder = [], False
     for name in args.paths:
@@ -35,28 +37,39 @@ def _predict(args) -> int:
         else:
             files.append(path)
     try:
-        predictor = Predictor(args.model, device=args.device, window_seconds=args.window)
+        predictor = Predictor(args.model, device=args.device, window_seconds=args.window,
+                              detect_speech=not args.no_speech_check)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     results = [predictor.predict_file(path) for path in files]
     for result in results:
-        if result.error:
+        if result.status == FAILED:
             print(f"error: {result.error}", file=sys.stderr)
         elif not args.json:
-            ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
-            print(f"{result.path}\t{result.emotion}\t" + " ".join(f"{k}={v:.3f}" for k, v in ranked))
+            print("\t".join([result.path, *describe(result)]))
     if args.json:
         print(json.dumps([vars(r) for r in results], indent=2))
     csv_path = args.csv or ("predictions.csv" if any_folder else None)
     if csv_path:
-        rows = [{"path": r.path, "emotion": r.emotion, **r.probabilities, "windows": r.windows, "error": r.error}
-                for r in results]
+        columns = ["path", "status", "emotion", *predictor.labels, "speech_seconds", "duration", "windows", "error"]
+        rows = [{**vars(r), **r.probabilities} for r in results]
         with atomic_path(csv_path, suffix=".csv") as tmp:
-            pd.DataFrame(rows, columns=["path", "emotion", *predictor.labels, "windows", "error"]).to_csv(tmp, index=False)
+            pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
         print(f"wrote {csv_path} ({len(rows)} files)", file=sys.stderr)
-    failed = sum(1 for r in results if r.error) + (0 if files else 1)
+    failed = sum(1 for r in results if r.status == FAILED) + (0 if files else 1)
     return 1 if failed else 0
+
+
+def describe(result) -> list[str]:
+    """The fields of a file's line after its path: the emotion and the probabilities, or "no speech detected"."""
+    from .predict import NO_SPEECH
+
+    if result.status == NO_SPEECH:
+        return [NO_SPEECH]
+    ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
+    speech = [] if result.speech_seconds is None else [f"speech {result.speech_seconds:.1f} of {result.duration:.1f} s"]
+    return [result.emotion, " ".join(f"{k}={v:.3f}" for k, v in ranked), *speech]
 
 
 def main(argv=None) -> int:
@@ -70,6 +83,8 @@ def main(argv=None) -> int:
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--window", type=float, default=6.0,
                          help="seconds per window for long recordings; window probabilities are averaged")
+    predict.add_argument("--no-speech-check", action="store_true",
+                         help="give an emotion even where the voice activity detector finds no speech")
     serve = commands.add_parser("serve", help="a web page to upload or record a clip and see the probabilities")
     serve.add_argument("--model", default="models", help="trained model directory (default: models)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")

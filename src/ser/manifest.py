@@ -30,7 +30,9 @@ def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False,
     """Scan `raw_dir` for audio files; return (manifest, skipped).
 
     `path` is relative to `raw_dir`. Without `skip_bad_files`, any malformed name,
-    unreadable or empty file, or duplicate clip raises BadCorpus listing all of them.
+    unreadable, truncated or empty file, or duplicate clip raises BadCorpus listing all of them.
+    Every file is decoded whole: a compressed file cut short keeps a header that promises all of
+    its frames, and only the decoder finds out.
     """
     raw_dir = Path(raw_dir)
     files = sorted(p for p in raw_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
@@ -41,7 +43,7 @@ def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False,
         relative = path.relative_to(raw_dir).as_posix()
         try:
             label = parse_name(path)
-            info = audio_info(path)
+            info = audio_info(path, decode=True)
         except (MalformedName, BadAudio) as error:
             problems.append((relative, str(error).split(": ", 1)[-1]))
             continue

@@ -7,6 +7,12 @@ probabilities of the windows are averaged. A model directory of several runs
 (`models/fold_<k>/` from actor_kfold, `models/repeat_<r>/` from repeats, or
 both) is used as an ensemble: the runs' probabilities are averaged too (they
 share one feature recipe).
+
+Every file gets one of three outcomes, and one file's failure never costs the
+others: `predicted` (an emotion, every class's probability, and how many
+seconds of speech the voice activity detector found), `no speech detected`
+(silence, noise, a tone: no emotion is given, since any classifier would give
+one), or `error` (the file and what is wrong with it).
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from .checkpoint import load_checkpoint, model_dirs
 from .corpus import AUDIO_EXTENSIONS
 from .features import make_recipe
 from .features.base import CACHE_KEYS
+from .speech import speech_seconds
 from .training import pick_device, standardization_tensors, standardize
 
 WINDOW_SECONDS = 6.0
 MIN_SECONDS = 0.25
 SILENCE_PEAK = 1e-4
+PREDICTED, NO_SPEECH, FAILED = "predicted", "no speech detected", "error"
 # Formats libsndfile reads (mp3 since libsndfile 1.1), for folder scans.
 PREDICTABLE_EXTENSIONS = tuple(sorted({*AUDIO_EXTENSIONS, ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}))
 
@@ -34,16 +42,20 @@ PREDICTABLE_EXTENSIONS = tuple(sorted({*AUDIO_EXTENSIONS, ".ogg", ".oga", ".opus
 @dataclass
 class Prediction:
     path: str
+    status: str = PREDICTED          # predicted | no speech detected | error
     emotion: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     windows: int = 0
+    speech_seconds: float | None = None  # speech the detector found (None where it was not asked)
+    duration: float | None = None
     error: str | None = None
 
 
 class Predictor:
     def __init__(self, model_dir: str | Path = "models", device: str = "auto",
-                 window_seconds: float = WINDOW_SECONDS):
+                 window_seconds: float = WINDOW_SECONDS, detect_speech: bool = True):
         self.device = pick_device(device)
+        self.detect_speech = detect_speech
         loaded = [load_checkpoint(directory, device=self.device) for directory in model_dirs(model_dir)]
         self.models = [model for model, _ in loaded]
         self.cards = [card for _, card in loaded]
@@ -75,19 +87,26 @@ class Predictor:
         return torch.stack(per_model).mean(dim=0).cpu().numpy(), len(pieces)
 
     def predict_file(self, path: str | Path) -> Prediction:
+        """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
         try:
             signal = load_audio(path, self.sample_rate)
+            duration = len(signal) / self.sample_rate
             if len(signal) < MIN_SECONDS * self.sample_rate:
-                raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
-                               f"at least {MIN_SECONDS} s is needed)")
+                raise BadAudio(f"{path}: too short ({duration:.2f} s; at least {MIN_SECONDS} s is needed)")
             if np.max(np.abs(signal)) < SILENCE_PEAK:
-                raise BadAudio(f"{path}: silent (peak below {SILENCE_PEAK})")
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=round(duration, 2))
+            speech = speech_seconds(signal, self.sample_rate) if self.detect_speech else None
+            if speech == 0.0:
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=round(duration, 2))
+            probabilities, windows = self.probabilities(signal)
         except BadAudio as error:
-            return Prediction(str(path), error=str(error))
-        probabilities, windows = self.probabilities(signal)
+            return Prediction(str(path), status=FAILED, error=str(error))
+        except Exception as error:  # features or model: reported for this file, the batch goes on
+            return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}")
         return Prediction(str(path), emotion=self.labels[int(probabilities.argmax())],
                           probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
-                          windows=windows)
+                          windows=windows, speech_seconds=None if speech is None else round(speech, 2),
+                          duration=round(duration, 2))
 
 
 def audio_files(folder: str | Path) -> list[Path]:

@@ -19,7 +19,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise SystemExit("ser serve needs Gradio: pip install 'ser-pipeline[web]' (requirements.txt pins it)") from error
 
-from .predict import Predictor  # noqa: E402
+from .predict import FAILED, NO_SPEECH, Predictor  # noqa: E402
 
 # System fonts only: the default theme pulls Google Fonts, which offline machines cannot reach.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -30,11 +30,14 @@ def build_app(predictor: Predictor) -> gr.Blocks:
         if path is None:
             return None, ""
         result = predictor.predict_file(path)
-        if result.error:
+        if result.status == FAILED:
             # The upload's temporary path means nothing to the user.
             raise gr.Error(result.error.replace(str(path), "this recording"))
+        if result.status == NO_SPEECH:  # an answer, not an error: nothing here to judge
+            return None, f"**{NO_SPEECH}** in this {result.duration:.1f} s recording: no emotion is given"
         seconds = "one window" if result.windows == 1 else f"{result.windows} windows averaged"
-        return result.probabilities, f"**{result.emotion}** ({seconds}; model `{predictor.card['arch']}`)"
+        speech = "" if result.speech_seconds is None else f"{result.speech_seconds:.1f} s of speech; "
+        return result.probabilities, f"**{result.emotion}** ({speech}{seconds}; model `{predictor.card['arch']}`)"
 
     with gr.Blocks(title="Speech emotion recognition") as app:
         gr.Markdown("## Speech emotion recognition\nUpload or record a clip of speech or song: the model "

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..audio import load_audio
+from ..audio import BadAudio, load_audio
 from ..io import atomic_path
 
 ARRAY_FILE, INDEX_FILE, RECIPE_FILE = "features.npy", "index.parquet", "recipe.json"
@@ -61,7 +61,11 @@ def _init_worker(recipe: FeatureRecipe, threads: int | None = None) -> None:
 
 
 def _extract_file(path) -> np.ndarray:
-    return _worker_recipe.extract(load_audio(path, _worker_recipe.sample_rate))
+    signal = load_audio(path, _worker_recipe.sample_rate)  # BadAudio names the file
+    try:
+        return _worker_recipe.extract(signal)
+    except Exception as error:  # so that a stage stopped by one file says which
+        raise BadAudio(f"{path}: {_worker_recipe.name} features failed ({type(error).__name__}: {error})") from error
 
 
 def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: str | Path,
