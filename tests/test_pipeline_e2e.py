@@ -83,9 +83,10 @@ def test_repro_runs_every_stage_then_nothing(repo):
 
     assert stages_run(run(["dvc", "repro"], repo, env)) == []
 
-    # The trained model serves new recordings through the installed console command.
+    # The trained model serves new recordings through the installed console command (the synthetic
+    # corpus is tones, which the speech detector rightly finds no speech in).
     clips = sorted((repo.parent / "mirror").rglob("*.flac"))[:2]
-    output = run(["ser", "predict", *map(str, clips), "--model", "models"], repo, env)
+    output = run(["ser", "predict", *map(str, clips), "--model", "models", "--no-speech-check"], repo, env)
     lines = [line.split("\t") for line in output.splitlines() if line.endswith(tuple("0123456789"))]
     assert [Path(line[0]).name for line in lines] == [c.name for c in clips]
     assert all(line[1] in card["labels"] for line in lines)
