@@ -10,6 +10,10 @@ the winner is a params change (README, "Whisper: every layer"). Needs the
     python benchmarks/whisper_heads.py --protocol actor_kfold -S split.actor_kfold.train_subset=speech --out ...
 
 `-S` sets any param for the run, as `dvc exp run -S` does, and is recorded in the report.
+`--normalize` tries a normalization of the cached features before training's own standardization
+(not a pipeline option): `clip_state` scales each clip's state vectors to zero mean and unit variance
+over their width; `actor` standardizes every feature over each actor's own clips, the test actors'
+included. That one is transductive: it needs several unlabelled recordings of the test speaker.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import copy
 import time
 
+import numpy as np
 import pandas as pd
 
 from ser.evaluation import SUMMARIZED, describe_machine, repeated_summary
@@ -45,6 +50,18 @@ VARIANTS = {
 }
 
 
+def normalized(features: np.ndarray, index: pd.DataFrame, manifest: pd.DataFrame, how: str) -> np.ndarray:
+    """The [clips, states, statistics, width] cache normalized per clip and state, or per actor."""
+    values = np.asarray(features, dtype=np.float32)
+    if how == "clip_state":
+        return (values - values.mean(-1, keepdims=True)) / (values.std(-1, keepdims=True) + 1e-6)
+    actors = manifest.set_index("clip_id").loc[index["clip_id"], "actor"].to_numpy()
+    for actor in np.unique(actors):
+        rows = actors == actor
+        values[rows] = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
+    return values
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--protocol", default="random", choices=["random", "actor_holdout", "actor_kfold"])
@@ -55,6 +72,8 @@ def main():
                         help="the feature cache (one with the augmented copies for variants that train on them)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override, as in `dvc exp run -S` (repeatable)")
+    parser.add_argument("--normalize", choices=["clip_state", "actor"], default=None,
+                        help="normalize the cached features first (see above); recorded in the entry")
     args = parser.parse_args()
     params = load_params()
     for assignment in args.set:
@@ -66,7 +85,10 @@ def main():
     if recipe["recipe"] != "whisper_layers":
         raise SystemExit(f"{args.features} holds {recipe['recipe']!r} features; this compares heads over "
                          f"whisper_layers (the default params)")
-    runs = runs_of(make_split(pd.read_parquet("data/manifest.parquet"), split_params))
+    manifest = pd.read_parquet("data/manifest.parquet")
+    if args.normalize:
+        features = normalized(features, index, manifest, args.normalize)
+    runs = runs_of(make_split(manifest, split_params))
     device = pick_device(params["train"]["device"])
     out = args.out or f"reports/benchmarks/whisper_heads_{args.protocol}.json"
     try:
@@ -95,16 +117,17 @@ def main():
             scores = score_state(state, card, features, index, assignment, device)
             scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
         summary = repeated_summary(scored, {})
-        entry = " ".join([name, *args.set])  # a variant under other params is another entry
+        # a variant under other params or another normalization is another entry
+        entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else [])])
         report["variants"][entry] = {
-            "model": model_params, "train": train_params, "params_set": args.set,
+            "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
             "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
             "runs": len(scored),
             "seconds_per_run": round((time.perf_counter() - started) / len(scored), 1),
             **{key: round(summary[key], 4) for key in SUMMARIZED},
             **{f"{key}_std": round(summary[f"{key}_std"], 4) for key in SUMMARIZED},
             **({f"{key}_fold_std": round(summary[f"{key}_fold_std"], 4) for key in SUMMARIZED}
-               if f"accuracy_fold_std" in summary else {}),
+               if "accuracy_fold_std" in summary else {}),
             "per_repeat": summary["per_repeat"]}
         write_json(out, report)
         result = report["variants"][entry]

@@ -4,6 +4,7 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import pandas as pd
 
+from ser import usable_cores
 from ser.augment import AugmentConfig, augment_corpus
 from ser.params import load_params
 from ser.stages import run_stage
@@ -16,7 +17,8 @@ def main():
                            pitch_shift_semitones=options["pitch_shift_semitones"],
                            noise_peak_fraction=options["noise_peak_fraction"], seed=options["seed"])
     manifest = pd.read_parquet("data/manifest.parquet")
-    index = augment_corpus(manifest, "data/raw", "data/augmented", params["audio"]["sample_rate"], config)
+    index = augment_corpus(manifest, "data/raw", "data/augmented", params["audio"]["sample_rate"], config,
+                           workers=usable_cores(params["cores"]))
     print(f"augment: {len(index)} copies of {len(manifest)} clips")
 
 

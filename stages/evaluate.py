@@ -10,7 +10,9 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ser import usable_cores
 from ser.checkpoint import load_checkpoint, run_model_dir
 from ser.corpus import EMOTIONS
 from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
@@ -24,6 +26,7 @@ from ser.training import pick_device, predict_partition
 
 def main():
     params = load_params()
+    torch.set_num_threads(usable_cores(params["cores"]))
     device = pick_device(params["train"]["device"])
     features, index, _ = load_feature_cache("data/features")
     runs = runs_of(pd.read_parquet("data/split.parquet"))

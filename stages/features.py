@@ -5,6 +5,7 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import pandas as pd
 
+from ser import usable_cores
 from ser.augment import clips_and_copies
 from ser.features import compute_feature_cache, make_recipe
 from ser.params import load_params, selected_arch
@@ -19,7 +20,7 @@ def main():
     # would cost the stage 5x its time (README, "Whisper: every layer").
     items = clips_and_copies(pd.read_parquet("data/manifest.parquet"), "data/raw", "data/augmented",
                              with_copies=arch_params["train"]["augmented_copies"])
-    compute_feature_cache(recipe, items, "data/features")
+    compute_feature_cache(recipe, items, "data/features", workers=usable_cores(params["cores"]))
     print(f"features: {len(items)} rows of shape {recipe.shape} ({recipe.name})")
 
 

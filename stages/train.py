@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from dvclive import Live
 
+from ser import usable_cores
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.features import load_feature_cache
 from ser.params import load_params, selected_arch
@@ -23,8 +24,7 @@ def main():
     params = load_params()
     arch, arch_params = selected_arch(params)
     options = params["train"]
-    if options["num_threads"]:
-        torch.set_num_threads(options["num_threads"])
+    torch.set_num_threads(usable_cores(params["cores"]))
     features, index, recipe = load_feature_cache("data/features")
     assignments = pd.read_parquet("data/split.parquet")
     device = pick_device(options["device"])

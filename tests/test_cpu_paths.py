@@ -67,3 +67,14 @@ def test_augmentation_and_whisper_features_do_not_depend_on_the_libraries_kernel
     # On an AVX-512 CPU the first used CTranslate2's and MKL's AVX-512 kernels where the pins let them;
     # on an AVX2 CPU both ran the same.
     np.testing.assert_array_equal(np.load(tmp_path / "own.npy"), np.load(tmp_path / "avx2.npy"))
+
+
+def test_a_job_uses_the_cores_it_is_given_not_the_whole_machine():
+    from ser import usable_cores
+    assert usable_cores(3) == 3  # params' `cores`: one queued experiment's share
+    assert usable_cores(0) == len(os.sched_getaffinity(0))
+    # A process pinned to one core (taskset, a cgroup cpuset, a batch scheduler) works on that core.
+    probe = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import ser; print(ser.usable_cores(0))"
+    pinned = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert pinned.stdout.strip() == "1"
+

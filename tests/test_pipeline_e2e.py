@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from object_store import ACCESS_KEY, SECRET_KEY, seaweedfs_s3
 from synthetic import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def repo(tmp_path_factory):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "SER_DOWNLOAD_SOURCE"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(repo / "src")  # the stages run the repository's copy of the code, which a test edits
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@t", DVC_NO_ANALYTICS="1")
     run(["git", "init", "-q"], repo, env)
@@ -107,6 +109,26 @@ def test_train_param_reruns_train_and_evaluate_only(repo):
     assert json.loads((repo / "reports/metrics.json").read_text()) == first
 
 
+def test_a_label_order_edit_reruns_train_and_evaluate(repo):
+    repo, env = repo
+    first = json.loads((repo / "reports/metrics.json").read_text())
+    corpus = repo / "src/ser/corpus.py"
+    original = corpus.read_text()
+    listed = 'EMOTIONS = ("neutral", "calm", '
+    assert listed in original
+    corpus.write_text(original.replace(listed, 'EMOTIONS = ("calm", "neutral", '))
+    try:
+        assert {"train", "evaluate"} <= set(stages_run(run(["dvc", "repro"], repo, env)))
+        card = json.loads((repo / "models/repeat_1/model.json").read_text())
+        assert card["labels"][:2] == ["calm", "neutral"]
+        assert list(json.loads((repo / "reports/metrics.json").read_text())["recall"])[:2] == ["calm", "neutral"]
+    finally:
+        corpus.write_text(original)
+    run(["dvc", "repro"], repo, env)
+    assert json.loads((repo / "models/repeat_1/model.json").read_text())["labels"][:2] == ["neutral", "calm"]
+    assert json.loads((repo / "reports/metrics.json").read_text()) == first
+
+
 def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     repo, env = repo
     run(["git", "add", "-A"], repo, env)
@@ -127,6 +149,33 @@ def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     (repo / "params.yaml").write_text(params_text)
     run(["dvc", "repro"], repo, env)
     assert "within their tolerance" in run(check, repo, env)
+
+
+def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, tmp_path):
+    repo, env = repo
+    env = {**env, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    with seaweedfs_s3(tmp_path / "seaweedfs", bucket="ser-cache") as endpoint:
+        # What the README tells a team to run, with their bucket and endpoint.
+        run(["dvc", "remote", "add", "-f", "-d", "team", "s3://ser-cache/ser"], repo, env)
+        run(["dvc", "remote", "modify", "team", "endpointurl", endpoint], repo, env)
+        run(["git", "add", "-A"], repo, env)
+        run(["git", "commit", "-q", "--allow-empty", "-m", "team remote"], repo, env)
+        assert stages_run(run(["dvc", "repro"], repo, env)) == []
+        run(["dvc", "push"], repo, env)
+
+        clone = tmp_path / "clone"
+        run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+        assert not (clone / "models").exists()
+        run(["dvc", "pull"], clone, env)
+        output = run(["dvc", "repro"], clone, env)
+        assert stages_run(output) == [] and "up to date" in output
+        assert "up to date" in run(["dvc", "status"], clone, env)
+
+        # The model registry entry (dvc.yaml's artifacts) downloads the trained model by name.
+        run(["dvc", "artifacts", "get", str(repo), "emotion-model", "-o", str(tmp_path / "model")], tmp_path, env)
+        got = sorted(p.relative_to(tmp_path / "model") for p in (tmp_path / "model").rglob("*") if p.is_file())
+        assert got == sorted(p.relative_to(repo / "models") for p in (repo / "models").rglob("*") if p.is_file())
+        assert (tmp_path / "model/repeat_1/model.pt").read_bytes() == (repo / "models/repeat_1/model.pt").read_bytes()
 
 
 def test_experiment_switches_arch_and_its_recipe(repo):

@@ -37,6 +37,19 @@ CPU_CODE_PATHS = {
 for _name, _value in CPU_CODE_PATHS.items():
     os.environ.setdefault(_name, _value)
 
+
+def usable_cores(cores: int | None = 0) -> int:
+    """The CPU cores one job works on: `cores` where it is positive (params' `cores`: one job's share of
+    the machine, e.g. under `dvc queue start -j 2`), else every core this process may run on. That is
+    its CPU affinity, which `taskset`, cgroup cpusets and batch schedulers narrow; os.cpu_count() is
+    the whole machine."""
+    if cores:
+        return int(cores)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
 _numpy_core = getattr(sys.modules.get("numpy"), "_core", None)
 if getattr(getattr(_numpy_core, "_multiarray_umath", None), "__cpu_features__", {}).get("X86_V4"):
     warnings.warn("numpy was imported before ser, so its AVX-512 kernels stay on in this process: augmented "

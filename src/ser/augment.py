@@ -7,7 +7,6 @@ or order, and adding clips never changes the copies of the others.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -19,6 +18,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from . import usable_cores
 from .audio import BadAudio, load_audio
 from .io import atomic_path
 
@@ -76,7 +76,7 @@ def augment_corpus(manifest: pd.DataFrame, raw_dir: str | Path, out_dir: str | P
     All clips are augmented, whatever the split, so switching protocol or fold
     reuses the same copies; which copies train a model is decided by the split.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         tasks = [(row.clip_id, Path(raw_dir) / row.path, tmp, sample_rate, config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import multiprocessing
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .. import usable_cores
 from ..audio import BadAudio, load_audio
 from ..io import atomic_path
 
@@ -75,7 +75,7 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
     Rows are written straight into a float16/float32 memmap as they arrive, so
     memory stays at one batch of work whatever the corpus size.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         array = np.lib.format.open_memmap(tmp / ARRAY_FILE, mode="w+", dtype=recipe.dtype,
@@ -83,14 +83,14 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         paths = list(items["path"])
         bar = tqdm(total=len(paths), desc=f"features ({recipe.name})", unit="clip", disable=not progress)
         if recipe.parallel and workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = 1  # one single-threaded extractor per worker: `workers` cores in all
             context = multiprocessing.get_context(recipe.pool_start_method)
             with context.Pool(workers, initializer=_init_worker, initargs=(recipe, threads)) as pool:
                 for row, features in enumerate(pool.imap(_extract_file, paths, chunksize=8)):
                     array[row] = features
                     bar.update()
         else:
-            _init_worker(recipe)
+            _init_worker(recipe, threads=workers)
             for row, path in enumerate(paths):
                 array[row] = _extract_file(path)
                 bar.update()

@@ -21,7 +21,6 @@ behaviour (see README for the measured trade).
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from functools import lru_cache
@@ -30,6 +29,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
+from .. import usable_cores
 from ..io import atomic_path
 from . import register
 from .base import FeatureRecipe
@@ -180,7 +180,7 @@ class WhisperEmbedding(FeatureRecipe):
             self._encoder = ctranslate2.models.Whisper(
                 str(resolve_whisper_model(self.model_name)), device="cuda" if cuda else "cpu",
                 compute_type="float16" if cuda else self.cpu_compute_type,
-                intra_threads=self.threads or os.cpu_count() or 1)
+                intra_threads=self.threads or usable_cores())
         return self._encoder
 
     @property
