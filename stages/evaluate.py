@@ -26,7 +26,8 @@ from ser.training import pick_device, predict_partition
 
 def main():
     params = load_params()
-    torch.set_num_threads(usable_cores(params["cores"]))
+    if params["cores"]:  # 0 leaves PyTorch's own default, which the kept results were trained with
+        torch.set_num_threads(usable_cores(params["cores"]))
     device = pick_device(params["train"]["device"])
     features, index, _ = load_feature_cache("data/features")
     runs = runs_of(pd.read_parquet("data/split.parquet"))

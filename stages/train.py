@@ -24,7 +24,8 @@ def main():
     params = load_params()
     arch, arch_params = selected_arch(params)
     options = params["train"]
-    torch.set_num_threads(usable_cores(params["cores"]))
+    if params["cores"]:  # 0 leaves PyTorch's own default, which the kept results were trained with
+        torch.set_num_threads(usable_cores(params["cores"]))
     features, index, recipe = load_feature_cache("data/features")
     assignments = pd.read_parquet("data/split.parquet")
     device = pick_device(options["device"])

@@ -171,7 +171,9 @@ def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, t
         assert stages_run(output) == [] and "up to date" in output
         assert "up to date" in run(["dvc", "status"], clone, env)
 
-        # The model registry entry (dvc.yaml's artifacts) downloads the trained model by name.
+        # The model registry entry (dvc.yaml's artifacts), once a version is registered (a GTO git
+        # tag), downloads the trained model by name from the remote.
+        run(["gto", "register", "emotion-model", "--version", "v0.1.0", "-m", "e2e model"], repo, env)
         run(["dvc", "artifacts", "get", str(repo), "emotion-model", "-o", str(tmp_path / "model")], tmp_path, env)
         got = sorted(p.relative_to(tmp_path / "model") for p in (tmp_path / "model").rglob("*") if p.is_file())
         assert got == sorted(p.relative_to(repo / "models") for p in (repo / "models").rglob("*") if p.is_file())

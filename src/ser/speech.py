@@ -20,20 +20,27 @@ MIN_SPEECH_MS = 250
 
 
 @lru_cache(maxsize=1)
-def _vad_model():
-    from silero_vad import load_silero_vad
+def _silero():
+    """(the VAD model, silero_vad.get_speech_timestamps)."""
+    import torch
 
-    return load_silero_vad(onnx=False)  # TorchScript, from the package's own data folder: no download
+    threads = torch.get_num_threads()
+    import silero_vad  # its import sets PyTorch to one thread, for the whole process
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)  # so the Whisper encoder and the MLPs keep every core
+    # TorchScript, from the package's own data folder: no download
+    return silero_vad.load_silero_vad(onnx=False), silero_vad.get_speech_timestamps
 
 
 def speech_segments(signal: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
     """(start, end) in seconds of each stretch of speech in a mono signal."""
     import torch
-    from silero_vad import get_speech_timestamps
 
+    model, get_speech_timestamps = _silero()
     if sample_rate != VAD_RATE:
         signal = soxr.resample(signal, sample_rate, VAD_RATE, quality="HQ")
-    stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)), _vad_model(),
+    stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)), model,
                                    sampling_rate=VAD_RATE, threshold=SPEECH_THRESHOLD,
                                    min_speech_duration_ms=MIN_SPEECH_MS)
     return [(stamp["start"] / VAD_RATE, stamp["end"] / VAD_RATE) for stamp in stamps]
