@@ -14,6 +14,7 @@ the winner is a params change (README, "Whisper: every layer"). Needs the
 (not a pipeline option): `clip_state` scales each clip's state vectors to zero mean and unit variance
 over their width; `actor` standardizes every feature over each actor's own clips, the test actors'
 included. That one is transductive: it needs several unlabelled recordings of the test speaker.
+`--ensemble K` trains K models per run (seeds seed, seed + 1000, ...) and scores their mean probabilities.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from ser.evaluation import SUMMARIZED, describe_machine, repeated_summary
+import torch
+
+from ser.checkpoint import restore_model
+from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine, repeated_summary
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
 from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
-from ser.training import pick_device, score_state, train_model
+from ser.training import Batches, labels_for, partition_rows, pick_device, predict_logits, train_model
 
 # name: (model params, train params) over archs.whisper_mlp's; each says whether it trains on the copies,
 # so a variant means the same whatever the default is.
@@ -72,6 +76,7 @@ def main():
                         help="the feature cache (one with the augmented copies for variants that train on them)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override, as in `dvc exp run -S` (repeatable)")
+    parser.add_argument("--ensemble", type=int, default=1, help="models per run, their probabilities averaged")
     parser.add_argument("--normalize", choices=["clip_state", "actor"], default=None,
                         help="normalize the cached features first (see above); recorded in the entry")
     args = parser.parse_args()
@@ -110,17 +115,26 @@ def main():
                              f"into data/features")
         scored, started = [], time.perf_counter()
         for (repeat, fold), assignment in runs.items():
-            state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
-                                      seed=repeat_seed(params["train"]["seed"], repeat),
-                                      batch_size=params["train"]["batch_size"], device=device,
-                                      standardize_per=recipe["standardize"], progress=False)
-            scores = score_state(state, card, features, index, assignment, device)
+            test_rows = np.sort(partition_rows(index, assignment)["test"])
+            actual = labels_for(index, test_rows, assignment)
+            probabilities = 0
+            for member in range(args.ensemble):
+                state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
+                                          seed=repeat_seed(params["train"]["seed"], repeat) + 1000 * member,
+                                          batch_size=params["train"]["batch_size"], device=device,
+                                          standardize_per=recipe["standardize"], progress=False)
+                batches = Batches(torch.from_numpy(np.array(features[test_rows])), torch.from_numpy(actual))
+                logits = predict_logits(restore_model(card, state, device), batches, card["standardization"], device)
+                probabilities = probabilities + torch.softmax(logits, dim=1).numpy()
+            scores = classification_metrics(actual, probabilities.argmax(1))
             scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
         summary = repeated_summary(scored, {})
         # a variant under other params or another normalization is another entry
-        entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else [])])
+        entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else []),
+                          *([f"ensemble={args.ensemble}"] if args.ensemble > 1 else [])])
         report["variants"][entry] = {
             "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
+            "ensemble": args.ensemble,
             "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
             "runs": len(scored),
             "seconds_per_run": round((time.perf_counter() - started) / len(scored), 1),
