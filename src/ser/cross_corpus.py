@@ -1,0 +1,160 @@
+"""Another corpus's labels and scores against RAVDESS's classes: the pieces of cross-corpus testing.
+
+A corpus is described by params alone (issue 16): a folder of audio, how each file's label is read,
+and a class map onto RAVDESS's emotions. Labels are read in any of the ways SER corpora name them:
+
+- `{"position": 5}`: the character at a 0-based position of the file stem (EmoDB: `03a01Fa` -> `F`);
+- `{"separator": "_", "field": 2}`: a token between separators (CREMA-D: `1001_DFA_ANG_XX` -> `ANG`);
+- `{"folder": true}`: the name of the folder that holds the file (TESS: `OAF_angry/...`);
+- `{"pattern": "(?P<label>[a-z]+)\\d+"}`: a regular expression's `label` group, for anything else.
+
+`classes` maps each label to a RAVDESS emotion, or to null for a label with no counterpart (EmoDB's
+boredom): such files are left out and counted. A label the map does not know is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import AUDIO_EXTENSIONS, EMOTIONS
+
+# EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
+FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
+FOLDED = {"calm": "neutral"}
+
+
+class BadCorpusSpec(ValueError):
+    """A corpus description, folder or file that cannot be scored; the message names which."""
+
+
+@dataclass(frozen=True)
+class LabelledCorpus:
+    paths: list[Path]          # the files scored, sorted
+    emotions: list[str]        # each one's RAVDESS emotion
+    left_out: dict[str, int]   # label -> files left out for having no RAVDESS counterpart
+
+
+def read_label(path: Path, rule: dict) -> str:
+    """The label of one file by `rule` (see the module docstring)."""
+    stem = path.stem
+    if "position" in rule:
+        position = int(rule["position"])
+        if position >= len(stem):
+            raise BadCorpusSpec(f"{path}: name {stem!r} has no character at position {position}")
+        return stem[position]
+    if "separator" in rule:
+        fields = stem.split(rule["separator"])
+        index = int(rule["field"])
+        if index >= len(fields):
+            raise BadCorpusSpec(f"{path}: name {stem!r} has {len(fields)} fields split by "
+                                f"{rule['separator']!r}; the label is field {index}")
+        return fields[index]
+    if rule.get("folder"):
+        return path.parent.name
+    if "pattern" in rule:
+        match = re.search(rule["pattern"], stem)
+        if not match or "label" not in match.groupdict():
+            raise BadCorpusSpec(f"{path}: name {stem!r} does not match {rule['pattern']!r} "
+                                f"(with a group named label)")
+        return match.group("label")
+    raise BadCorpusSpec(f"label rule {rule!r}: give one of position, separator + field, folder or pattern")
+
+
+def verify_checksums(folder: Path, listing: str = "SHA256SUMS") -> int:
+    """Check every file `folder/listing` names against its SHA-256 (lines `<hex>  <name>`); the count.
+    A corpus without the listing is not checked (0)."""
+    sums = folder / listing
+    if not sums.exists():
+        return 0
+    checked = 0
+    for number, line in enumerate(sums.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        expected, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        target = folder / name
+        if not target.exists():
+            raise BadCorpusSpec(f"{target}: listed in {sums} (line {number}) but missing")
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        if digest != expected.lower():
+            raise BadCorpusSpec(f"{target}: SHA-256 {digest[:12]}… differs from {sums} ({expected[:12]}…)")
+        checked += 1
+    return checked
+
+
+def labelled_corpus(folder: str | Path, label: dict, classes: dict) -> LabelledCorpus:
+    """Every audio file under `folder` with its RAVDESS emotion, by the corpus's `label` rule and `classes` map."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadCorpusSpec(f"{folder}: no such corpus folder")
+    unknown = {target for target in classes.values() if target is not None and target not in EMOTIONS}
+    if unknown:
+        raise BadCorpusSpec(f"{folder}: classes map onto {sorted(unknown)}, which are not RAVDESS emotions "
+                            f"({', '.join(EMOTIONS)})")
+    paths, emotions, left_out = [], [], Counter()
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS + (".ogg", ".mp3")):
+        code = read_label(path, label)
+        if code not in classes:
+            raise BadCorpusSpec(f"{path}: label {code!r} is not in the corpus's classes ({sorted(classes)})")
+        if classes[code] is None:
+            left_out[code] += 1
+            continue
+        paths.append(path)
+        emotions.append(classes[code])
+    if not paths:
+        raise BadCorpusSpec(f"{folder}: no audio file with a label that maps onto RAVDESS's emotions")
+    return LabelledCorpus(paths, emotions, dict(left_out))
+
+
+def _folded(name: str) -> str:
+    return FOLDED.get(name, name)
+
+
+def cross_corpus_scores(probabilities: np.ndarray, emotions: list[str]) -> dict:
+    """Two scores of a RAVDESS model's class probabilities ([files, len(EMOTIONS)]) on another corpus.
+
+    shared: the classes the corpus has, calm folded into neutral; the prediction is the argmax over
+    all eight, folded (a prediction outside the corpus's classes is simply wrong).
+    four_class: EmoBox's score, on the files of angry/happy/neutral/sad only, argmax over those four
+    probabilities with calm's added to neutral's.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    actual = [_folded(e) for e in emotions]
+    shared = sorted(set(actual), key=EMOTIONS.index)
+    predicted = [_folded(EMOTIONS[i]) for i in probabilities.argmax(1)]
+    shared_index = {name: i for i, name in enumerate(shared)}
+    outside = len(shared)  # a predicted class the corpus lacks: its own column, never right
+    shared_scores = _scores([shared_index[a] for a in actual],
+                            [shared_index.get(p, outside) for p in predicted], shared)
+
+    four = [i for i, a in enumerate(actual) if a in FOUR_CLASSES]
+    merged = probabilities.copy()
+    merged[:, EMOTIONS.index("neutral")] += merged[:, EMOTIONS.index("calm")]
+    columns = [EMOTIONS.index(name) for name in FOUR_CLASSES]
+    four_predicted = merged[np.ix_(four, columns)].argmax(1) if four else np.array([], dtype=int)
+    four_scores = _scores([FOUR_CLASSES.index(actual[i]) for i in four], list(four_predicted), list(FOUR_CLASSES))
+    return {"shared": {"classes": shared, **shared_scores}, "four_class": {"classes": list(FOUR_CLASSES), **four_scores}}
+
+
+def _scores(actual: list[int], predicted: list[int], names: list[str]) -> dict:
+    """Accuracy, UA (mean recall) and macro F1 over the classes present, and the confusion counts
+    (rows: the actual class; a last column for predictions outside `names`)."""
+    from sklearn.metrics import confusion_matrix, f1_score, recall_score
+
+    actual, predicted = np.asarray(actual, dtype=int), np.asarray(predicted, dtype=int)
+    present = sorted(set(actual.tolist()))
+    if not present:
+        return {"n": 0, "accuracy": None, "balanced_accuracy": None, "macro_f1": None, "recall": {}, "confusion": []}
+    recall = recall_score(actual, predicted, labels=present, average=None, zero_division=0)
+    return {"n": int(len(actual)),
+            "accuracy": float((actual == predicted).mean()),
+            "balanced_accuracy": float(recall.mean()),
+            "macro_f1": float(f1_score(actual, predicted, labels=present, average="macro", zero_division=0)),
+            "recall": {names[label]: float(value) for label, value in zip(present, recall)},
+            "confusion": confusion_matrix(actual, predicted, labels=range(len(names) + 1))[:len(names)].tolist()}
