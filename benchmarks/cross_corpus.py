@@ -27,7 +27,8 @@ from ser.cross_corpus import cross_corpus_scores, labelled_corpus, verify_checks
 from ser.evaluation import describe_machine
 from ser.io import read_json, write_json
 from ser.params import load_params
-from ser.predict import FAILED, Predictor
+from ser.predict import FAILED, Predictor, audio_files
+from ser.training import fit_standardization, standardization_tensors
 
 
 def main():
@@ -48,21 +49,16 @@ def main():
         spec = corpora[name]
         checked = verify_checksums(Path(spec["folder"]))
         corpus = labelled_corpus(Path(spec["folder"]), spec["label"], spec["classes"])
-        started, rows, failed = time.perf_counter(), [], []
+        started = time.perf_counter()
         if args.standardize_on == "corpus":
-            rows = corpus_standardized_probabilities(predictor, corpus.paths, name)
-        for path in tqdm(corpus.paths if args.standardize_on == "training" else [], desc=name, unit="file"):
-            prediction = predictor.predict_file(path)
-            if prediction.status == FAILED:
-                failed.append(prediction.error)
-                continue
-            rows.append([prediction.probabilities[label] for label in predictor.labels])
-        if failed:
-            raise SystemExit("\n".join(failed))
-        scores = cross_corpus_scores(np.array(rows), corpus.emotions)
-        key = f"{predictor.card['arch']} {name}" + (" standardized on the corpus" if args.standardize_on == "corpus" else "")
+            probabilities = corpus_probabilities(predictor, corpus.paths, audio_files(spec["folder"]), name)
+        else:
+            probabilities = training_probabilities(predictor, corpus.paths, name)
+        scores = cross_corpus_scores(probabilities, corpus.emotions)
+        key = f"{predictor.card['arch']} {name}" + (" standardized on the corpus" * (args.standardize_on == "corpus"))
         report[key] = {"arch": predictor.card["arch"], "corpus": name, "model": args.model,
-                       "standardized_on": args.standardize_on, "runs": len(predictor.models), "files": len(corpus.paths), "left_out": corpus.left_out,
+                       "standardized_on": args.standardize_on, "runs": len(predictor.models),
+                       "files": len(corpus.paths), "left_out": corpus.left_out,
                        "checksums_verified": checked,
                        "seconds_per_file": round((time.perf_counter() - started) / len(corpus.paths), 3), **scores}
         write_json(args.out, report)
@@ -72,16 +68,26 @@ def main():
                   f"macro F1 {100 * s['macro_f1']:.2f} ({s['n']} files)")
 
 
-@torch.no_grad()
-def corpus_standardized_probabilities(predictor: Predictor, paths, name: str) -> np.ndarray:
-    """The run ensemble's mean probabilities with every feature standardized over the corpus itself
-    (one window per file: the corpus's clips are shorter than the predictor's window)."""
-    features = np.stack([predictor.recipe.extract(load_audio(path, predictor.sample_rate))
-                         for path in tqdm(paths, desc=f"{name} features", unit="file")]).astype(np.float32)
-    standardized = torch.from_numpy((features - features.mean(0)) / (features.std(0) + 1e-6))
-    return torch.stack([torch.softmax(model(standardized.to(predictor.device)), dim=1).cpu()
-                        for model in predictor.models]).mean(0).numpy()
+def training_probabilities(predictor: Predictor, paths, name: str) -> np.ndarray:
+    """Each file's probabilities as `ser predict` gives them (the training clips' standardization)."""
+    outcomes = [predictor.predict_file(path) for path in tqdm(paths, desc=name, unit="file")]
+    failed = [outcome.error for outcome in outcomes if outcome.status == FAILED]
+    if failed:
+        raise SystemExit("\n".join(failed))
+    return np.array([[outcome.probabilities[label] for label in predictor.labels] for outcome in outcomes])
 
+
+def corpus_probabilities(predictor: Predictor, paths, folder_files, name: str) -> np.ndarray:
+    """Each file of `paths` with every feature standardized over the corpus's own windows: the training
+    code's statistics, fitted on every audio file of the corpus folder (`folder_files`), whatever its
+    label, so no target label is used. Each file is decoded and encoded once."""
+    windows = {path: predictor.window_features(load_audio(path, predictor.sample_rate))
+               for path in tqdm(folder_files, desc=f"{name} features", unit="file")}
+    stacked = torch.cat(list(windows.values())).cpu().numpy()
+    own = fit_standardization(stacked, np.arange(len(stacked)), per=predictor.card["feature_recipe"]["standardize"])
+    scored = [windows[path] for path in paths]
+    per_window = predictor.window_probabilities(torch.cat(scored), standardization_tensors(own, predictor.device))
+    return np.stack([part.mean(dim=0).cpu().numpy() for part in torch.split(per_window, [len(w) for w in scored])])
 
 if __name__ == "__main__":
     main()

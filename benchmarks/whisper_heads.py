@@ -27,7 +27,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 import torch
 
 from ser.checkpoint import restore_model
@@ -36,7 +35,7 @@ from ser.features import load_feature_cache
 from ser.io import read_json, write_json
 from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
-from ser.training import Batches, labels_for, partition_rows, pick_device, predict_logits, train_model
+from ser.training import fit_standardization, partition_logits, pick_device, train_model
 
 # name: (model params, train params) over archs.whisper_mlp's; each says whether it trains on the copies,
 # so a variant means the same whatever the default is.
@@ -61,8 +60,9 @@ def normalized(features: np.ndarray, index: pd.DataFrame, manifest: pd.DataFrame
         return (values - values.mean(-1, keepdims=True)) / (values.std(-1, keepdims=True) + 1e-6)
     actors = manifest.set_index("clip_id").loc[index["clip_id"], "actor"].to_numpy()
     for actor in np.unique(actors):
-        rows = actors == actor
-        values[rows] = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
+        rows = np.flatnonzero(actors == actor)
+        own = fit_standardization(values, rows, per="element")  # training's own statistics, over one actor
+        values[rows] = (values[rows] - np.asarray(own["mean"])) / np.asarray(own["std"])
     return values
 
 
@@ -115,16 +115,14 @@ def main():
                              f"into data/features")
         scored, started = [], time.perf_counter()
         for (repeat, fold), assignment in runs.items():
-            test_rows = np.sort(partition_rows(index, assignment)["test"])
-            actual = labels_for(index, test_rows, assignment)
             probabilities = 0
             for member in range(args.ensemble):
                 state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
                                           seed=repeat_seed(params["train"]["seed"], repeat) + 1000 * member,
                                           batch_size=params["train"]["batch_size"], device=device,
                                           standardize_per=recipe["standardize"], progress=False)
-                batches = Batches(torch.from_numpy(np.array(features[test_rows])), torch.from_numpy(actual))
-                logits = predict_logits(restore_model(card, state, device), batches, card["standardization"], device)
+                _, actual, logits = partition_logits(restore_model(card, state, device), features, index,
+                                                     assignment, card["standardization"], device)
                 probabilities = probabilities + torch.softmax(logits, dim=1).numpy()
             scores = classification_metrics(actual, probabilities.argmax(1))
             scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})

@@ -10,9 +10,7 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ser import usable_cores
 from ser.checkpoint import load_checkpoint, run_model_dir
 from ser.corpus import EMOTIONS
 from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
@@ -21,13 +19,12 @@ from ser.io import read_json, write_json
 from ser.params import load_params
 from ser.split import run_names, runs_of
 from ser.stages import run_stage
-from ser.training import pick_device, predict_partition
+from ser.training import pick_device, predict_partition, set_torch_threads
 
 
 def main():
     params = load_params()
-    if params["cores"]:  # 0 leaves PyTorch's own default, which the kept results were trained with
-        torch.set_num_threads(usable_cores(params["cores"]))
+    set_torch_threads(params["cores"])
     device = pick_device(params["train"]["device"])
     features, index, _ = load_feature_cache("data/features")
     runs = runs_of(pd.read_parquet("data/split.parquet"))

@@ -8,24 +8,21 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 import time
 
 import pandas as pd
-import torch
 from dvclive import Live
 
-from ser import usable_cores
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.features import load_feature_cache
 from ser.params import load_params, selected_arch
 from ser.split import repeat_seed, run_names, runs_of
 from ser.stages import run_stage
-from ser.training import pick_device, train_model
+from ser.training import pick_device, set_torch_threads, train_model
 
 
 def main():
     params = load_params()
     arch, arch_params = selected_arch(params)
     options = params["train"]
-    if params["cores"]:  # 0 leaves PyTorch's own default, which the kept results were trained with
-        torch.set_num_threads(usable_cores(params["cores"]))
+    set_torch_threads(params["cores"])
     features, index, recipe = load_feature_cache("data/features")
     assignments = pd.read_parquet("data/split.parquet")
     device = pick_device(options["device"])

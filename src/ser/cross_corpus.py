@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import AUDIO_EXTENSIONS, EMOTIONS
+from .corpus import EMOTIONS
+from .predict import audio_files
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
@@ -98,7 +99,7 @@ def labelled_corpus(folder: str | Path, label: dict, classes: dict) -> LabelledC
         raise BadCorpusSpec(f"{folder}: classes map onto {sorted(unknown)}, which are not RAVDESS emotions "
                             f"({', '.join(EMOTIONS)})")
     paths, emotions, left_out = [], [], Counter()
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS + (".ogg", ".mp3")):
+    for path in audio_files(folder):  # what `ser predict` reads
         code = read_label(path, label)
         if code not in classes:
             raise BadCorpusSpec(f"{path}: label {code!r} is not in the corpus's classes ({sorted(classes)})")

@@ -78,13 +78,20 @@ class Predictor:
             starts.append(len(signal) - self.window)
         return [signal[s:s + self.window] for s in starts]
 
+    def window_features(self, signal: np.ndarray) -> torch.Tensor:
+        """The model's features of each window of a signal at the model's rate, [windows, *shape]."""
+        return torch.from_numpy(np.stack([self.recipe.extract(p) for p in self.windows(signal)])).to(self.device)
+
     @torch.no_grad()
+    def window_probabilities(self, features: torch.Tensor, standardization: dict | None = None) -> torch.Tensor:
+        """The run models' mean class probabilities per window, [windows, classes]. Each model standardizes
+        with its own training statistics, unless `standardization` (tensors) is given for all."""
+        return torch.stack([torch.softmax(model(standardize(features, standardization or own)), dim=1)
+                            for model, own in zip(self.models, self.standardizations)]).mean(dim=0)
+
     def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
-        pieces = self.windows(signal)
-        features = torch.from_numpy(np.stack([self.recipe.extract(p) for p in pieces])).to(self.device)
-        per_model = [torch.softmax(model(standardize(features, standardization)), dim=1).mean(dim=0)
-                     for model, standardization in zip(self.models, self.standardizations)]
-        return torch.stack(per_model).mean(dim=0).cpu().numpy(), len(pieces)
+        features = self.window_features(signal)
+        return self.window_probabilities(features).mean(dim=0).cpu().numpy(), len(features)
 
     def predict_file(self, path: str | Path) -> Prediction:
         """This file's outcome; any failure, of decoding, features or model, is this file's error only."""

@@ -27,6 +27,13 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def set_torch_threads(cores: int) -> None:
+    """PyTorch's intra-op threads from params' `cores`; 0 leaves PyTorch's own default, which the kept
+    results were trained with (even an explicit set to the same count changes MKL's last bits)."""
+    if cores:
+        torch.set_num_threads(int(cores))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -149,14 +156,20 @@ def predict_logits(model: nn.Module, batches: Batches, standardization: dict, de
     return torch.cat(outputs) if outputs else torch.empty(0, len(EMOTIONS))
 
 
-def predict_partition(model: nn.Module, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
-                      standardization: dict, device, partition: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cache rows, actual class, predicted class) for the original clips of one partition, in cache order."""
+def partition_logits(model: nn.Module, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+                     standardization: dict, device, partition: str = "test") -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """(cache rows, actual class, logits) for the original clips of one partition, in cache order."""
     rows = np.sort(partition_rows(index, assignments)[partition])
     actual = labels_for(index, rows, assignments)
     batches = Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(actual))
-    predicted = predict_logits(model, batches, standardization, device).argmax(1).numpy()
-    return rows, actual, predicted
+    return rows, actual, predict_logits(model, batches, standardization, device)
+
+
+def predict_partition(model: nn.Module, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+                      standardization: dict, device, partition: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cache rows, actual class, predicted class) for the original clips of one partition, in cache order."""
+    rows, actual, logits = partition_logits(model, features, index, assignments, standardization, device, partition)
+    return rows, actual, logits.argmax(1).numpy()
 
 
 def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
