@@ -43,3 +43,25 @@ def make_corpus(root: str | Path, actors=(1, 2, 3, 4), song_actors=(1, 2), state
                     sf.write(path, tone(emotion, actor, rate, seconds, stereo), rate)
                     written.append(path)
     return written
+
+
+# A second corpus for cross-corpus tests, named another way: its label is the folder's name.
+FOLDER_CORPUS_EMOTIONS = {"angry": 5, "happy": 3, "neutral": 1, "sad": 4, "bored": 2}  # folder -> tone of
+
+
+def make_folder_corpus(root: str | Path, per_label: int = 3, rate: int = 16000, seconds: float = 0.8) -> list[Path]:
+    """`<root>/<label>/take_<i>.wav` tones (of the RAVDESS emotion code above, another speaker's shift),
+    with a SHA256SUMS listing as a published corpus has."""
+    import hashlib
+
+    root = Path(root)
+    written = []
+    for label, emotion in FOLDER_CORPUS_EMOTIONS.items():
+        for take in range(per_label):
+            path = root / label / f"take_{take}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, tone(emotion, 25 + take, rate, seconds), rate)
+            written.append(path)
+    (root / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  "
+                                             f"{p.relative_to(root).as_posix()}\n" for p in written))
+    return written

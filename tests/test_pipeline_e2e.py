@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from object_store import ACCESS_KEY, SECRET_KEY, seaweedfs_s3
-from synthetic import make_corpus
+from synthetic import FOLDER_CORPUS_EMOTIONS, make_corpus, make_folder_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -44,6 +44,10 @@ def repo(tmp_path_factory):
     params["archs"]["cnn_gru_attn"]["train"]["epochs"] = 2
     # Four repeats: with two, t(0.995, 1) = 64 makes any drift tolerance too wide to catch anything.
     params["split"]["repeats"] = 4
+    make_folder_corpus(base / "tones")
+    params["cross_corpus"]["corpora"] = {"tones": {
+        "folder": str(base / "tones"), "label": {"folder": True},
+        "classes": {label: (None if label == "bored" else label) for label in FOLDER_CORPUS_EMOTIONS}}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "SER_DOWNLOAD_SOURCE"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -60,7 +64,8 @@ def repo(tmp_path_factory):
 def test_repro_runs_every_stage_then_nothing(repo):
     repo, env = repo
     output = run(["dvc", "repro"], repo, env)
-    assert stages_run(output) == ["download", "prepare", "split", "augment", "features", "train", "evaluate"]
+    assert stages_run(output) == ["download", "prepare", "split", "augment", "features", "train", "evaluate",
+                                  "cross_corpus@tones"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     for key in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "recall", "n_test",
                 "arch", "protocol", "device"):
@@ -83,6 +88,16 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert card["seed"] == 43 and card["split"]["split_seed"] == 43
     assert card["feature_recipe"]["recipe"] == "whisper_layers" and card["labels"][0] == "neutral"
 
+    # The other corpus: the 4 runs as one ensemble, boredom left out and counted, every file checksummed.
+    other = json.loads((repo / "reports/cross_corpus/tones.json").read_text())
+    assert (other["files"], other["left_out"], other["checksums_verified"], other["runs"]) == (12, {"bored": 3}, 15, 4)
+    assert other["shared"]["classes"] == ["neutral", "happy", "sad", "angry"] and other["four_class"]["n"] == 12
+    rows = json.loads((repo / "reports/cross_corpus/tones_predictions.json").read_text())
+    assert len(rows) == 12 and {row["actual"] for row in rows} == {"neutral", "happy", "sad", "angry"}
+    assert other["shared"]["accuracy"] == pytest.approx(sum(r["actual"] == r["predicted"] for r in rows) / 12)
+    assert (repo / "reports/cross_corpus/tones_confusion.png").stat().st_size > 10_000
+    assert (repo / "reports/results/cross_corpus/tones/random_whisper_mlp.json").exists()
+
     assert stages_run(run(["dvc", "repro"], repo, env)) == []
 
     # The trained model serves new recordings through the installed console command (the synthetic
@@ -94,13 +109,13 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert all(line[1] in card["labels"] for line in lines)
 
 
-def test_train_param_reruns_train_and_evaluate_only(repo):
+def test_train_param_reruns_train_and_what_reads_the_model_only(repo):
     repo, env = repo
     first = json.loads((repo / "reports/metrics.json").read_text())
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["batch_size"] = 32
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run(run(["dvc", "repro"], repo, env)) == ["train", "evaluate"]
+    assert stages_run(run(["dvc", "repro"], repo, env)) == ["train", "evaluate", "cross_corpus@tones"]
     params["train"]["batch_size"] = 64
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # Back to the first params: DVC restores train from its run cache; forcing it retrains.
@@ -151,6 +166,41 @@ def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     assert "within their tolerance" in run(check, repo, env)
 
 
+def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(repo):
+    repo, env = repo
+    folder = Path(yaml.safe_load((repo / "params.yaml").read_text())["cross_corpus"]["corpora"]["tones"]["folder"])
+    params_text = (repo / "params.yaml").read_text()
+    broken = folder / "sad" / "take_9.wav"
+    broken.write_text("not audio")
+    try:
+        failed = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+        assert failed.returncode != 0 and f"{broken}" in failed.stderr and "skip_bad_files" in failed.stderr
+        assert not (repo / "reports/cross_corpus/tones.json").exists()  # nothing half-written
+        params = yaml.safe_load(params_text)
+        params["cross_corpus"]["skip_bad_files"] = True
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert stages_run(run(["dvc", "repro"], repo, env)) == ["cross_corpus@tones"]
+        skipped = json.loads((repo / "reports/cross_corpus/tones.json").read_text())["skipped"]
+        assert [entry["path"] for entry in skipped] == [str(broken)]
+    finally:
+        broken.unlink()
+        (repo / "params.yaml").write_text(params_text)
+    run(["dvc", "repro"], repo, env)
+    assert "reports/cross_corpus/tones.json" in json.loads(run(["dvc", "metrics", "show", "--json"], repo, env))[""][
+        "data"]
+    # A class-map edit re-runs this stage alone, and `dvc metrics diff` shows what moved against the commit.
+    params = yaml.safe_load(params_text)
+    params["cross_corpus"]["corpora"]["tones"]["classes"]["sad"] = None
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert stages_run(run(["dvc", "repro"], repo, env)) == ["cross_corpus@tones"]
+        diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env))["diff"]
+        assert diff["reports/cross_corpus/tones.json"]["files"] == {"old": 12, "new": 9, "diff": -3}
+    finally:
+        (repo / "params.yaml").write_text(params_text)
+    run(["dvc", "repro"], repo, env)
+
+
 def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, tmp_path):
     repo, env = repo
     env = {**env, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
@@ -183,7 +233,7 @@ def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, t
 def test_experiment_switches_arch_and_its_recipe(repo):
     repo, env = repo
     output = run(["dvc", "exp", "run", "-S", "model.arch=cnn_gru_attn"], repo, env)
-    assert stages_run(output) == ["features", "train", "evaluate"]
+    assert stages_run(output) == ["features", "train", "evaluate", "cross_corpus@tones"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["arch"] == "cnn_gru_attn" and {run["epochs_run"] for run in metrics["runs"]} == {2}
     diff = run(["dvc", "metrics", "diff", "--json"], repo, env)
@@ -196,7 +246,7 @@ def test_actor_kfold_reuses_features_and_reports_every_fold(repo):
     output = run(["dvc", "exp", "run", "-S", "split.protocol=actor_kfold", "-S", "split.actor_kfold.folds=2"],
                  repo, env)
     # Augmentation and features are shared by every protocol and fold.
-    assert stages_run(output) == ["split", "train", "evaluate"]
+    assert stages_run(output) == ["split", "train", "evaluate", "cross_corpus@tones"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["protocol"] == "actor_kfold" and metrics["test_subset"] == "speech"
     assert [(run["repeat"], run["test_actors"]) for run in metrics["runs"]] == [

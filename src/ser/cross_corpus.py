@@ -10,6 +10,11 @@ and a class map onto RAVDESS's emotions. Labels are read in any of the ways SER 
 
 `classes` maps each label to a RAVDESS emotion, or to null for a label with no counterpart (EmoDB's
 boredom): such files are left out and counted. A label the map does not know is an error naming the file.
+
+`score_corpus` runs a trained model directory on such a corpus through `ser predict`'s Predictor (the
+model's own feature recipe, windows and run ensemble). Its features are standardized either with the
+training clips' statistics, as `ser predict` does, or with the corpus's own, fitted on every audio file
+of the folder whatever its label: unsupervised adaptation, no target label is used.
 """
 
 from __future__ import annotations
@@ -21,13 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from .audio import load_audio
 from .corpus import EMOTIONS
-from .predict import audio_files
+from .predict import MIN_SECONDS, Predictor, audio_files
+from .training import fit_standardization, standardization_tensors
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 FOLDED = {"calm": "neutral"}
+OUTSIDE = "other"  # a predicted class the corpus lacks (surprised, for EmoDB)
+STANDARDIZE_ON = ("corpus", "training")
 
 
 class BadCorpusSpec(ValueError):
@@ -159,3 +170,63 @@ def _scores(actual: list[int], predicted: list[int], names: list[str]) -> dict:
             "macro_f1": float(f1_score(actual, predicted, labels=present, average="macro", zero_division=0)),
             "recall": {names[label]: float(value) for label, value in zip(present, recall)},
             "confusion": confusion_matrix(actual, predicted, labels=range(len(names) + 1))[:len(names)].tolist()}
+
+
+def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_files: bool = False,
+                           desc: str = "features") -> tuple[dict[Path, torch.Tensor], list[dict]]:
+    """The model's window features of each file, and the files that could not be read ({path, error}).
+    A bad file is an error naming every bad file, unless `skip_bad_files` leaves them out and lists them."""
+    features, bad = {}, []
+    for path in tqdm(paths, desc=desc, unit="file"):
+        try:
+            signal = load_audio(path, predictor.sample_rate)
+            if len(signal) < MIN_SECONDS * predictor.sample_rate:
+                raise ValueError(f"{path}: too short ({len(signal) / predictor.sample_rate:.2f} s; "
+                                 f"at least {MIN_SECONDS} s is needed)")
+            features[path] = predictor.window_features(signal)
+        except Exception as error:  # decoding or features: this file's problem, named
+            message = str(error) if str(path) in str(error) else f"{path}: {type(error).__name__}: {error}"
+            bad.append({"path": str(path), "error": message})
+    if bad and not skip_bad_files:
+        raise BadCorpusSpec(f"{len(bad)} file(s) could not be read (cross_corpus.skip_bad_files: true leaves "
+                            "them out):\n" + "\n".join(entry["error"] for entry in bad))
+    return features, bad
+
+
+def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus", skip_bad_files: bool = False,
+                 name: str = "corpus") -> dict:
+    """A model's shared-class and 4-class scores on one corpus described by `spec` (folder, label, classes),
+    with each file's folded actual and predicted class and its probabilities."""
+    if standardize_on not in STANDARDIZE_ON:
+        raise BadCorpusSpec(f"cross_corpus.standardize_on: {standardize_on!r}; give one of {STANDARDIZE_ON}")
+    folder = Path(spec["folder"])
+    corpus = labelled_corpus(folder, spec["label"], spec["classes"])
+    checked = verify_checksums(folder)
+    # Corpus statistics come from every file of the folder, labelled or left out: none of them uses a label.
+    listed = audio_files(folder) if standardize_on == "corpus" else corpus.paths
+    features, skipped = corpus_window_features(predictor, listed, skip_bad_files, desc=f"{name} features")
+    scored = [(path, emotion) for path, emotion in zip(corpus.paths, corpus.emotions) if path in features]
+    if not scored:
+        raise BadCorpusSpec(f"{folder}: no labelled file could be read")
+    windows = [features[path] for path, _ in scored]
+    own = None
+    if standardize_on == "corpus":
+        stacked = torch.cat(list(features.values())).cpu().numpy()
+        per = predictor.card["feature_recipe"]["standardize"]
+        own = standardization_tensors(fit_standardization(stacked, np.arange(len(stacked)), per=per),
+                                      predictor.device)
+    per_window = predictor.window_probabilities(torch.cat(windows), own)
+    probabilities = np.stack([part.mean(dim=0).cpu().numpy()
+                              for part in torch.split(per_window, [len(w) for w in windows])])
+    order = [predictor.labels.index(emotion) for emotion in EMOTIONS]  # the card's order onto the corpus module's
+    probabilities = probabilities[:, order]
+    emotions = [emotion for _, emotion in scored]
+    scores = cross_corpus_scores(probabilities, emotions)
+    shared = scores["shared"]["classes"]
+    files = [{"path": str(path), "actual": _folded(emotion),
+              "predicted": _folded(EMOTIONS[int(row.argmax())]) if _folded(EMOTIONS[int(row.argmax())]) in shared
+              else OUTSIDE,
+              "probabilities": {label: round(float(p), 6) for label, p in zip(EMOTIONS, row)}}
+             for (path, emotion), row in zip(scored, probabilities)]
+    return {"files": len(scored), "left_out": corpus.left_out, "skipped": skipped, "checksums_verified": checked,
+            "standardized_on": standardize_on, "runs": len(predictor.models), **scores, "predictions": files}

@@ -134,26 +134,30 @@ def result_record(metrics: dict, train_summary: dict) -> dict:
             "train_seconds": train_summary.get("train_seconds")}
 
 
-def plot_confusion(actual: np.ndarray, predicted: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Counts beside row-normalized recall, as one PNG."""
+def plot_confusion(actual: np.ndarray, predicted: np.ndarray, path: str | Path, title: str = "",
+                   labels=EMOTIONS, predicted_labels=None) -> None:
+    """Counts beside row-normalized recall, as one PNG. `actual` indexes `labels`, `predicted` indexes
+    `predicted_labels` (default: the same; another corpus's model may predict classes the corpus lacks)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = confusion_matrix(actual, predicted, labels=range(len(EMOTIONS)))
+    predicted_labels = list(labels if predicted_labels is None else predicted_labels)
+    labels = list(labels)
+    counts = confusion_matrix(actual, predicted, labels=range(len(predicted_labels)))[:len(labels)]
     normalized = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(15, 6.5), constrained_layout=True)
     for axis, matrix, name, fmt in ((axes[0], counts, "counts", "d"),
                                     (axes[1], normalized, "row-normalized (recall)", ".2f")):
         image = axis.imshow(matrix, cmap="Blues", vmin=0)
-        axis.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
-        axis.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+        axis.set_xticks(range(len(predicted_labels)), predicted_labels, rotation=45, ha="right")
+        axis.set_yticks(range(len(labels)), labels)
         axis.set_xlabel("predicted")
         axis.set_ylabel("actual")
         axis.set_title(name)
         threshold = matrix.max() / 2 if matrix.max() else 1
-        for i in range(len(EMOTIONS)):
-            for j in range(len(EMOTIONS)):
+        for i in range(len(labels)):
+            for j in range(len(predicted_labels)):
                 axis.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=8,
                           color="white" if matrix[i, j] > threshold else "black")
         figure.colorbar(image, ax=axis, shrink=0.8)

@@ -219,11 +219,14 @@ class WhisperLayerStatistics(FeatureRecipe):
     standardize = "element"
 
     def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False,
-                 trim_db: float | None = None):
+                 trim_db: float | None = None, normalize: str | None = None):
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
-        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s, trim_db=trim_db)
-        self.model_name, self.pad_to_30s, self.trim_db = model, pad_to_30s, trim_db
+        if normalize not in (None, "clip"):
+            raise ValueError(f"whisper_layers: normalize is {normalize!r}; give null or clip")
+        kept = {"normalize": normalize} if normalize else {}  # absent when off: older caches and cards stay valid
+        super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s, trim_db=trim_db, **kept)
+        self.model_name, self.pad_to_30s, self.trim_db, self.normalize = model, pad_to_30s, trim_db, normalize
         self._encoder = None
         self._shape = None
 
@@ -266,7 +269,10 @@ class WhisperLayerStatistics(FeatureRecipe):
         log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]  # the encoder's stride-2 convolution
         with torch.inference_mode():
             states = self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
-        return hidden_state_statistics(states)
+        statistics = hidden_state_statistics(states)
+        if self.normalize == "clip":  # each state's mean and std vectors to zero mean, unit variance over the width
+            statistics = (statistics - statistics.mean(-1, keepdims=True)) / (statistics.std(-1, keepdims=True) + 1e-6)
+        return statistics
 
 
 def load_whisper_encoder(name: str):
