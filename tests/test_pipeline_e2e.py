@@ -194,7 +194,7 @@ def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         assert stages_run(run(["dvc", "repro"], repo, env)) == ["cross_corpus@tones"]
-        diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env))["diff"]
+        diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env))
         assert diff["reports/cross_corpus/tones.json"]["files"] == {"old": 12, "new": 9, "diff": -3}
     finally:
         (repo / "params.yaml").write_text(params_text)

@@ -65,6 +65,20 @@ def test_layer_statistics_recipe_shape_and_its_last_mean_is_ctranslate2s_embeddi
     assert not np.allclose(padded.extract(signal), stats, atol=1e-2)
 
 
+def test_clip_normalization_scales_each_states_statistics_over_the_width():
+    plain = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER}, RATE)
+    normalized = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "normalize": "clip"}, RATE)
+    signal = chirp(1.5)
+    stats, scaled = plain.extract(signal).astype(np.float64), normalized.extract(signal).astype(np.float64)
+    np.testing.assert_allclose(scaled.mean(-1), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled.std(-1), 1, atol=1e-4)
+    expected = (stats - stats.mean(-1, keepdims=True)) / stats.std(-1, keepdims=True)
+    np.testing.assert_allclose(scaled, expected, atol=1e-3)
+    assert "normalize" not in plain.config() and normalized.config()["normalize"] == "clip"
+    with pytest.raises(ValueError, match="normalize is 'speaker'"):
+        make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "normalize": "speaker"}, RATE)
+
+
 def test_layer_statistics_name_non_finite_input():
     recipe = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER}, RATE)
     signal = chirp(1.0)

@@ -1,4 +1,5 @@
-"""The README's results tables, generated from the kept results in reports/results/<protocol>/<arch>.json.
+"""The README's results tables, generated from the kept results in reports/results/<protocol>/<arch>.json
+(and, for other corpora, reports/results/cross_corpus/<corpus>/<protocol>_<arch>.json).
 
     python -m ser.results           # rewrite the tables in README.md
     python -m ser.results --check   # exit 1 if README.md is not what the kept results say
@@ -144,10 +145,40 @@ def comparison_table(results: dict[str, dict], key: str) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"random": random_table, "actor_kfold": kfold_table}
+# Published cross-corpus numbers, trained on RAVDESS (../shared/DESIGN.md): EmoBox's 4 classes, accuracy
+# on class-balanced test sets, which is the mean recall (UA) there.
+CROSS_CORPUS_ANCHORS = [
+    ("Whisper-large-v3, frozen (EmoBox)", "RAVDESS → SAVEE", "4-class 66.91"),
+    ("WavLM-large, frozen (EmoBox)", "RAVDESS → SAVEE", "4-class 63.35"),
+    ("HuBERT-large, frozen (EmoBox)", "RAVDESS → SAVEE", "4-class 56.96"),
+]
+
+
+def cross_corpus_table(results: dict[str, dict], ci_archs: set[str]) -> str:
+    lines = ["| corpus | model: protocol, arch | runs | standardized on | 4-class UA | 4-class accuracy "
+             "| shared-class UA | shared accuracy | shared macro F1 | files (left out) | machine | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, result in sorted(results.items()):
+        four, shared = result["four_class"], result["shared"]
+        left_out = ", ".join(f"{n} {label}" for label, n in sorted(result["left_out"].items())) or "none"
+        lines.append(f"| {result['corpus']} | {result['protocol']}, `{result['arch']}` | {result['runs']} "
+                     f"| {result['standardized_on']} | {percent(four['balanced_accuracy'])} "
+                     f"| {percent(four['accuracy'])} | {percent(shared['balanced_accuracy'])} "
+                     f"| {percent(shared['accuracy'])} | {percent(shared['macro_f1'])} "
+                     f"| {result['files']} ({left_out}) | {result['machine']} | `{result['commit']}` |")
+    lines += ["", "| published anchor | corpora | reported |", "|---|---|---|"]
+    lines += [f"| {name} | {corpora} | {value} |" for name, corpora, value in CROSS_CORPUS_ANCHORS]
+    return "\n".join(lines)
+
+
+TABLES = {"random": random_table, "actor_kfold": kfold_table, "cross_corpus": cross_corpus_table}
 
 
 def kept_results(root: str | Path, protocol: str) -> dict[str, dict]:
+    """The kept results of one protocol by arch, or, for cross_corpus, by `<corpus>/<protocol>_<arch>`."""
+    if protocol == "cross_corpus":
+        return {f"{path.parent.name}/{path.stem}": read_json(path)
+                for path in sorted(Path(root, protocol).glob("*/*.json"))}
     return {path.stem: read_json(path) for path in sorted(Path(root, protocol).glob("*.json"))}
 
 
