@@ -49,6 +49,22 @@ def test_tables_come_from_the_kept_files(tmp_path):
     assert render(text, tmp_path, ci_rederives) == text
 
 
+def test_cross_corpus_table_comes_from_each_corpus_folder(tmp_path):
+    record = {"corpus": "emodb", "arch": "whisper_mlp", "protocol": "actor_kfold", "runs": 30,
+              "standardized_on": "corpus", "files": 454, "left_out": {"L": 81}, "machine": "test CPU",
+              "commit": "abc1234", "four_class": {"balanced_accuracy": 0.697, "accuracy": 0.6873},
+              "shared": {"balanced_accuracy": 0.5777, "accuracy": 0.5551, "macro_f1": 0.5903}}
+    path = tmp_path / "cross_corpus" / "emodb" / "actor_kfold_whisper_mlp.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    readme = "<!-- results:cross_corpus -->\n<!-- /results:cross_corpus -->\n"
+    text = render(readme, tmp_path, [])
+    assert "| emodb | actor_kfold, `whisper_mlp` | 30 | corpus | 69.70 | 68.73 | 57.77 | 55.51 | 59.03 " \
+           "| 454 (81 L) | test CPU | `abc1234` |" in text
+    assert "| Whisper-large-v3, frozen (EmoBox) | RAVDESS → SAVEE | 4-class 66.91 |" in text
+    assert render(readme, tmp_path / "empty", []).count("| emodb |") == 0  # no kept file, no row
+
+
 def test_readme_matches_the_committed_results(monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["--check"]) == 0, "README.md is out of date: run `python -m ser.results`"
