@@ -29,9 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import load_audio
 from .corpus import EMOTIONS
-from .predict import MIN_SECONDS, Predictor, audio_files
+from .predict import Predictor, audio_files
 from .training import fit_standardization, standardization_tensors
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
@@ -179,11 +178,7 @@ def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_fil
     features, bad = {}, []
     for path in tqdm(paths, desc=desc, unit="file"):
         try:
-            signal = load_audio(path, predictor.sample_rate)
-            if len(signal) < MIN_SECONDS * predictor.sample_rate:
-                raise ValueError(f"{path}: too short ({len(signal) / predictor.sample_rate:.2f} s; "
-                                 f"at least {MIN_SECONDS} s is needed)")
-            features[path] = predictor.window_features(signal)
+            features[path] = predictor.window_features(predictor.read_signal(path))
         except Exception as error:  # decoding or features: this file's problem, named
             message = str(error) if str(path) in str(error) else f"{path}: {type(error).__name__}: {error}"
             bad.append({"path": str(path), "error": message})
@@ -196,7 +191,7 @@ def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_fil
 def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus", skip_bad_files: bool = False,
                  name: str = "corpus") -> dict:
     """A model's shared-class and 4-class scores on one corpus described by `spec` (folder, label, classes),
-    with each file's folded actual and predicted class and its probabilities."""
+    with each file's folded actual and predicted class (`predictions`)."""
     if standardize_on not in STANDARDIZE_ON:
         raise BadCorpusSpec(f"cross_corpus.standardize_on: {standardize_on!r}; give one of {STANDARDIZE_ON}")
     folder = Path(spec["folder"])
@@ -223,10 +218,8 @@ def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus
     emotions = [emotion for _, emotion in scored]
     scores = cross_corpus_scores(probabilities, emotions)
     shared = scores["shared"]["classes"]
-    files = [{"path": str(path), "actual": _folded(emotion),
-              "predicted": _folded(EMOTIONS[int(row.argmax())]) if _folded(EMOTIONS[int(row.argmax())]) in shared
-              else OUTSIDE,
-              "probabilities": {label: round(float(p), 6) for label, p in zip(EMOTIONS, row)}}
-             for (path, emotion), row in zip(scored, probabilities)]
+    predicted = [_folded(EMOTIONS[i]) for i in probabilities.argmax(1)]
+    files = [{"path": str(path), "actual": _folded(emotion), "predicted": guess if guess in shared else OUTSIDE}
+             for (path, emotion), guess in zip(scored, predicted)]
     return {"files": len(scored), "left_out": corpus.left_out, "skipped": skipped, "checksums_verified": checked,
             "standardized_on": standardize_on, "runs": len(predictor.models), **scores, "predictions": files}

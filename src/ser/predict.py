@@ -93,13 +93,19 @@ class Predictor:
         features = self.window_features(signal)
         return self.window_probabilities(features).mean(dim=0).cpu().numpy(), len(features)
 
+    def read_signal(self, path: str | Path) -> np.ndarray:
+        """The file decoded at the model's rate; BadAudio, naming it, if it cannot be read or is too short."""
+        signal = load_audio(path, self.sample_rate)
+        if len(signal) < MIN_SECONDS * self.sample_rate:
+            raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
+                           f"at least {MIN_SECONDS} s is needed)")
+        return signal
+
     def predict_file(self, path: str | Path) -> Prediction:
         """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
         try:
-            signal = load_audio(path, self.sample_rate)
+            signal = self.read_signal(path)
             duration = len(signal) / self.sample_rate
-            if len(signal) < MIN_SECONDS * self.sample_rate:
-                raise BadAudio(f"{path}: too short ({duration:.2f} s; at least {MIN_SECONDS} s is needed)")
             if np.max(np.abs(signal)) < SILENCE_PEAK:
                 return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=round(duration, 2))
             speech = speech_seconds(signal, self.sample_rate) if self.detect_speech else None
