@@ -10,10 +10,11 @@ the winner is a params change (README, "Whisper: every layer"). Needs the
     python benchmarks/whisper_heads.py --protocol actor_kfold -S split.actor_kfold.train_subset=speech --out ...
 
 `-S` sets any param for the run, as `dvc exp run -S` does, and is recorded in the report.
-`--normalize` tries a normalization of the cached features before training's own standardization
-(not a pipeline option): `clip_state` scales each clip's state vectors to zero mean and unit variance
-over their width; `actor` standardizes every feature over each actor's own clips, the test actors'
-included. That one is transductive: it needs several unlabelled recordings of the test speaker.
+`--normalize` tries a normalization of the cached features before training's own standardization:
+`clip_state` scales each clip's state vectors to zero mean and unit variance over their width (the
+recipe's `normalize: clip`, for a cache encoded without it); `actor` standardizes every feature over
+each actor's own clips, the test actors' included. That one is transductive: it needs several
+unlabelled recordings of the test speaker.
 `--ensemble K` trains K models per run (seeds seed, seed + 1000, ...) and scores their mean probabilities.
 """
 
@@ -32,6 +33,7 @@ import torch
 from ser.checkpoint import restore_model
 from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine, repeated_summary
 from ser.features import load_feature_cache
+from ser.features.whisper import normalize_per_clip
 from ser.io import read_json, write_json
 from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
@@ -57,7 +59,7 @@ def normalized(features: np.ndarray, index: pd.DataFrame, manifest: pd.DataFrame
     """The [clips, states, statistics, width] cache normalized per clip and state, or per actor."""
     values = np.asarray(features, dtype=np.float32)
     if how == "clip_state":
-        return (values - values.mean(-1, keepdims=True)) / (values.std(-1, keepdims=True) + 1e-6)
+        return normalize_per_clip(values)
     actors = manifest.set_index("clip_id").loc[index["clip_id"], "actor"].to_numpy()
     for actor in np.unique(actors):
         rows = np.flatnonzero(actors == actor)

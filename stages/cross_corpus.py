@@ -12,7 +12,7 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 import sys
 
 from ser.cross_corpus import OUTSIDE, score_corpus
-from ser.evaluation import current_commit, describe_machine, plot_confusion
+from ser.evaluation import plot_confusion, result_record
 from ser.io import write_json
 from ser.params import load_params
 from ser.predict import Predictor
@@ -51,7 +51,7 @@ def main():
                    labels=labels, predicted_labels=labels + [OUTSIDE])
     kept = f"{metrics['protocol']}_{card['arch']}"
     write_json(f"reports/results/cross_corpus/{name}/{kept}.json",
-               {**metrics, "machine": describe_machine(predictor.device.type), "commit": current_commit()})
+               result_record(metrics, device=predictor.device.type))
     plot_confusion(actual, predicted, f"reports/figures/cross_corpus/{name}/{kept}_confusion.png", title=title,
                    labels=labels, predicted_labels=labels + [OUTSIDE])
     print(f"cross_corpus {name}: 4-class UA {100 * four['balanced_accuracy']:.2f} (accuracy "

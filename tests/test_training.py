@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ser.checkpoint import load_checkpoint, save_checkpoint
+from ser.checkpoint import load_checkpoint, restore_model, save_checkpoint
 from ser.corpus import EMOTIONS, make_name, parse_name
 from ser.split import assign_partitions
-from ser.training import Batches, fit_standardization, predict_logits, train_model
+from ser.training import (Batches, fit_standardization, predict_logits, predict_partition, refit_rows,
+                          train_model)
 
 RECIPE = {"model": {"hidden": [32], "dropout": 0.1},
           "train": {"epochs": 6, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
@@ -82,3 +83,33 @@ def test_checkpoint_reloads_without_params(tmp_path):
                                predict_logits(fresh.eval(), batch, card["standardization"], "cpu"))
     with pytest.raises(FileNotFoundError, match="dvc repro"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def test_refit_trains_on_training_and_validation_clips_never_a_test_clip():
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    rows = refit_rows(index, split, copies=True)
+    partition = split.set_index("clip_id")["partition"]
+    refit_clips = set(index["clip_id"].iloc[rows])
+    assert refit_clips == set(partition[partition != "test"].index)
+    assert len(rows) == 3 * len(refit_clips)  # the validation clips' copies too
+    assert set(index["clip_id"].iloc[refit_rows(index, split, copies=False)]) == refit_clips
+    assert (index["copy"].iloc[refit_rows(index, split, copies=False)] == 0).all()
+
+    recipe = {**RECIPE, "train": {**RECIPE["train"], "refit": True}}
+    selected, card = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                                 device=torch.device("cpu"), progress=False)
+    refitted, refit_card = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
+                                       device=torch.device("cpu"), progress=False)
+    again, _ = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
+                           device=torch.device("cpu"), progress=False)
+    assert refit_card["best_epoch"] == card["best_epoch"]  # the selection run is the same run
+    assert refit_card["refit"] == {"epochs": card["best_epoch"], "train_clips": len(refit_clips),
+                                   "train_rows": 3 * len(refit_clips)}
+    assert refit_card["standardization"] == fit_standardization(features, np.sort(rows))
+    assert any(not torch.equal(selected[k], refitted[k]) for k in selected)
+    for key in refitted:
+        torch.testing.assert_close(refitted[key], again[key], rtol=0, atol=0)
+    model = restore_model(refit_card, refitted, torch.device("cpu"))
+    _, actual, predicted = predict_partition(model, features, index, split, refit_card["standardization"], "cpu")
+    assert (actual == predicted).mean() >= 0.8

@@ -125,13 +125,16 @@ def current_commit() -> str | None:
         return None
 
 
-def result_record(metrics: dict, train_summary: dict) -> dict:
-    """The metrics kept per (protocol, arch) under reports/results/, with what produced them.
+def result_record(metrics: dict, train_summary: dict | None = None, device: str | None = None) -> dict:
+    """The metrics kept per (protocol, arch) under reports/results/, with what produced them: the machine
+    (`device`, or the metrics' own), the commit and, from the train stage's summary, its time.
 
     `commit` is the checked-out commit the run started from (for `dvc exp run`, the experiment's baseline).
     """
-    return {**metrics, "machine": describe_machine(metrics["device"]), "commit": current_commit(),
-            "train_seconds": train_summary.get("train_seconds")}
+    record = {**metrics, "machine": describe_machine(device or metrics["device"]), "commit": current_commit()}
+    if train_summary is not None:
+        record["train_seconds"] = train_summary.get("train_seconds")
+    return record
 
 
 def plot_confusion(actual: np.ndarray, predicted: np.ndarray, path: str | Path, title: str = "",

@@ -180,6 +180,67 @@ def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFra
     return classification_metrics(actual, predicted)
 
 
+def train_one_epoch(model: nn.Module, batches: Batches, standardization_t: dict, loss_fn: nn.Module, optimizer,
+                    batch_size: int, generator: torch.Generator, device) -> tuple[float, float]:
+    """One pass over `batches` in the generator's order; (mean loss, accuracy) on those batches."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in batches.iterate(batch_size, generator):
+        x, y = standardize(x.to(device), standardization_t), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return total_loss / seen, correct / seen
+
+
+def training_batches(features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame, rows: np.ndarray) -> Batches:
+    rows = np.sort(rows)
+    return Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(labels_for(index, rows, assignments)))
+
+
+def refit_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool) -> np.ndarray:
+    """Training and validation clips (with their copies when `copies`): never a test clip or its copies."""
+    merged = assignments.assign(partition=assignments["partition"].replace({"validation": "train"}))
+    return partition_rows(index, merged, copies=copies)["train"]
+
+
+def refit_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+                *, seed: int, batch_size: int, device, standardize_per: str, learning_rates: list[float],
+                logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
+    """Train afresh on the training and validation clips for len(learning_rates) epochs, epoch e at
+    learning_rates[e - 1]: the selection run's schedule up to its best epoch, so nothing is chosen on
+    clips the model trains on. Returns (final state_dict, what the card records of it)."""
+    seed_everything(seed)
+    recipe = arch_params["train"]
+    rows = refit_rows(index, assignments, copies=recipe.get("augmented_copies", True))
+    data = training_batches(features, index, assignments, rows)
+    standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
+    standardization_t = standardization_tensors(standardization, device)
+    model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.get("model", {})).to(device)
+    loss_fn = make_loss(recipe, data.labels.numpy(), device)
+    optimizer = make_optimizer(recipe, model.parameters())
+    generator = torch.Generator().manual_seed(seed)
+    label = f"refit ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})"
+    for epoch, lr in enumerate(tqdm(learning_rates, desc=label, unit="epoch", disable=not progress), start=1):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss, accuracy = train_one_epoch(model, data, standardization_t, loss_fn, optimizer, batch_size,
+                                         generator, device)
+        if logger is not None:
+            logger.step = epoch - 1
+            logger.log_metric(metric_prefix + "refit/train/loss", loss)
+            logger.log_metric(metric_prefix + "refit/train/accuracy", accuracy)
+            logger.make_summary()
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return state, {"standardization": standardization, "epochs": len(learning_rates),
+                   "train_clips": int(index["clip_id"].iloc[rows].nunique()), "train_rows": int(len(rows))}
+
+
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, seed: int, batch_size: int, device: torch.device,
                 standardize_per: str = "channel", logger=None, metric_prefix: str = "",
@@ -188,6 +249,8 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
 
     `batch_size` is the pipeline's default; the arch's recipe overrides it where its seed fixes one.
     `standardize_per` is the feature recipe's `standardize` (channel or element).
+    With the recipe's `refit: true`, the returned state is instead a second model trained on the
+    training and validation clips together for the best epoch's count (`refit_model`).
 
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several folds apart in one Live, each starting at step 0.
@@ -198,10 +261,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     rows = partition_rows(index, assignments, copies=recipe.get("augmented_copies", True))
     if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
         raise ValueError("the split left no training or no validation clips; check split params")
-    data = {}
-    for name in ("train", "validation"):
-        data[name] = Batches(torch.from_numpy(np.array(features[np.sort(rows[name])])),
-                             torch.from_numpy(labels_for(index, np.sort(rows[name]), assignments)))
+    data = {name: training_batches(features, index, assignments, rows[name]) for name in ("train", "validation")}
     standardization = fit_standardization(features, np.sort(rows["train"]), per=standardize_per)
     standardization_t = standardization_tensors(standardization, device)
     input_shape = tuple(features.shape[1:])
@@ -214,21 +274,13 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     generator = torch.Generator().manual_seed(seed)
 
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
+    learning_rates = []  # each epoch's, for a refit
     bar = tqdm(range(1, epochs + 1), desc=f"train ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})",
                unit="epoch", disable=not progress)
     for epoch in bar:
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        for x, y in data["train"].iterate(batch_size, generator):
-            x, y = standardize(x.to(device), standardization_t), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
+        learning_rates.append(optimizer.param_groups[0]["lr"])
+        train_loss, train_accuracy = train_one_epoch(model, data["train"], standardization_t, loss_fn, optimizer,
+                                                     batch_size, generator, device)
         val_logits = predict_logits(model, data["validation"], standardization_t, device)
         val_labels = data["validation"].labels
         val_loss = nn.functional.cross_entropy(val_logits, val_labels).item()
@@ -240,13 +292,13 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
                     "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         if logger is not None:
             logger.step = epoch - 1
-            for name, value in (("train/loss", total_loss / seen), ("train/accuracy", correct / seen),
+            for name, value in (("train/loss", train_loss), ("train/accuracy", train_accuracy),
                                 ("validation/loss", val_loss), ("validation/accuracy", val_accuracy),
                                 ("lr", optimizer.param_groups[0]["lr"])):
                 logger.log_metric(metric_prefix + name, value)
             logger.make_summary()
         # Redrawn with the count at the bar's own interval (TQDM_MININTERVAL in CI), not at every epoch.
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", val_acc=f"{val_accuracy:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}", refresh=False)
         if patience and epoch - best["epoch"] >= patience:
             break
 
@@ -269,4 +321,12 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         "validation_clips": int(len(rows["validation"])),
         "torch_version": torch.__version__,
     }
-    return best["state"], card
+    if not recipe.get("refit", False):
+        return best["state"], card
+    state, refit = refit_model(arch, arch_params, features, index, assignments, seed=seed, batch_size=batch_size,
+                               device=device, standardize_per=standardize_per,
+                               learning_rates=learning_rates[:best["epoch"]], logger=logger,
+                               metric_prefix=metric_prefix, progress=progress)
+    card["standardization"] = refit.pop("standardization")  # the one the returned state was trained with
+    card["refit"] = refit
+    return state, card

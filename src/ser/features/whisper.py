@@ -210,6 +210,11 @@ def hidden_state_statistics(states) -> np.ndarray:
     return torch.stack([mean, std], dim=1).float().cpu().numpy()
 
 
+def normalize_per_clip(statistics: np.ndarray) -> np.ndarray:
+    """`normalize: clip`: each [..., width] vector (a state's mean or std) to zero mean, unit variance over its width."""
+    return (statistics - statistics.mean(-1, keepdims=True)) / (statistics.std(-1, keepdims=True) + 1e-6)
+
+
 @register("whisper_layers")
 class WhisperLayerStatistics(FeatureRecipe):
     """Mean and std over frames of every Whisper encoder hidden state, from one encoder pass per clip."""
@@ -270,8 +275,8 @@ class WhisperLayerStatistics(FeatureRecipe):
         with torch.inference_mode():
             states = self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
         statistics = hidden_state_statistics(states)
-        if self.normalize == "clip":  # each state's mean and std vectors to zero mean, unit variance over the width
-            statistics = (statistics - statistics.mean(-1, keepdims=True)) / (statistics.std(-1, keepdims=True) + 1e-6)
+        if self.normalize == "clip":
+            statistics = normalize_per_clip(statistics)
         return statistics
 
 
