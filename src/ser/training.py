@@ -329,4 +329,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
                                metric_prefix=metric_prefix, progress=progress)
     card["standardization"] = refit.pop("standardization")  # the one the returned state was trained with
     card["refit"] = refit
+    if logger is not None:  # DVCLive's step (and summary) stays the selection run's last epoch
+        logger.step = epoch - 1
+        logger.make_summary()
     return state, card
