@@ -180,27 +180,54 @@ def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFra
     return classification_metrics(actual, predicted)
 
 
-def train_one_epoch(model: nn.Module, batches: Batches, standardization_t: dict, loss_fn: nn.Module, optimizer,
-                    batch_size: int, generator: torch.Generator, device) -> tuple[float, float]:
-    """One pass over `batches` in the generator's order; (mean loss, accuracy) on those batches."""
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    for x, y in batches.iterate(batch_size, generator):
-        x, y = standardize(x.to(device), standardization_t), y.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    return total_loss / seen, correct / seen
+@dataclass
+class Fit:
+    """One training from scratch: its rows' batches, their standardization, the model and its optimizer."""
+    data: Batches
+    standardization: dict
+    standardization_t: dict
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+
+    def train_one_epoch(self, batch_size: int, device) -> tuple[float, float]:
+        """One pass over the rows in the generator's order; (mean loss, accuracy) on those batches."""
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in self.data.iterate(batch_size, self.generator):
+            x, y = standardize(x.to(device), self.standardization_t), y.to(device)
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        return total_loss / seen, correct / seen
 
 
 def training_batches(features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame, rows: np.ndarray) -> Batches:
     rows = np.sort(rows)
     return Batches(torch.from_numpy(np.array(features[rows])), torch.from_numpy(labels_for(index, rows, assignments)))
+
+
+def start_fit(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
+              rows: np.ndarray, *, seed: int, standardize_per: str, device) -> Fit:
+    """A fresh model seeded with `seed`, to train on the cache `rows`, standardized on those rows only."""
+    seed_everything(seed)
+    recipe = arch_params["train"]
+    data = training_batches(features, index, assignments, rows)
+    standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
+    model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.get("model", {})).to(device)
+    return Fit(data, standardization, standardization_tensors(standardization, device), model,
+               make_loss(recipe, data.labels.numpy(), device), make_optimizer(recipe, model.parameters()),
+               torch.Generator().manual_seed(seed))
+
+
+def progress_label(kind: str, arch: str, metric_prefix: str) -> str:
+    return f"{kind} ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})"
 
 
 def refit_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool) -> np.ndarray:
@@ -215,29 +242,21 @@ def refit_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     """Train afresh on the training and validation clips for len(learning_rates) epochs, epoch e at
     learning_rates[e - 1]: the selection run's schedule up to its best epoch, so nothing is chosen on
     clips the model trains on. Returns (final state_dict, what the card records of it)."""
-    seed_everything(seed)
-    recipe = arch_params["train"]
-    rows = refit_rows(index, assignments, copies=recipe.get("augmented_copies", True))
-    data = training_batches(features, index, assignments, rows)
-    standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
-    standardization_t = standardization_tensors(standardization, device)
-    model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.get("model", {})).to(device)
-    loss_fn = make_loss(recipe, data.labels.numpy(), device)
-    optimizer = make_optimizer(recipe, model.parameters())
-    generator = torch.Generator().manual_seed(seed)
-    label = f"refit ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})"
-    for epoch, lr in enumerate(tqdm(learning_rates, desc=label, unit="epoch", disable=not progress), start=1):
-        for group in optimizer.param_groups:
+    rows = refit_rows(index, assignments, copies=arch_params["train"].get("augmented_copies", True))
+    fit = start_fit(arch, arch_params, features, index, assignments, rows, seed=seed,
+                    standardize_per=standardize_per, device=device)
+    bar = tqdm(learning_rates, desc=progress_label("refit", arch, metric_prefix), unit="epoch", disable=not progress)
+    for epoch, lr in enumerate(bar, start=1):
+        for group in fit.optimizer.param_groups:
             group["lr"] = lr
-        loss, accuracy = train_one_epoch(model, data, standardization_t, loss_fn, optimizer, batch_size,
-                                         generator, device)
+        loss, accuracy = fit.train_one_epoch(batch_size, device)
         if logger is not None:
             logger.step = epoch - 1
             logger.log_metric(metric_prefix + "refit/train/loss", loss)
             logger.log_metric(metric_prefix + "refit/train/accuracy", accuracy)
             logger.make_summary()
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return state, {"standardization": standardization, "epochs": len(learning_rates),
+    state = {k: v.detach().cpu().clone() for k, v in fit.model.state_dict().items()}
+    return state, {"standardization": fit.standardization, "epochs": len(learning_rates),
                    "train_clips": int(index["clip_id"].iloc[rows].nunique()), "train_rows": int(len(rows))}
 
 
@@ -255,34 +274,29 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several folds apart in one Live, each starting at step 0.
     """
-    seed_everything(seed)
     recipe = arch_params["train"]
     batch_size = int(recipe.get("batch_size", batch_size))
     rows = partition_rows(index, assignments, copies=recipe.get("augmented_copies", True))
     if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
         raise ValueError("the split left no training or no validation clips; check split params")
-    data = {name: training_batches(features, index, assignments, rows[name]) for name in ("train", "validation")}
-    standardization = fit_standardization(features, np.sort(rows["train"]), per=standardize_per)
-    standardization_t = standardization_tensors(standardization, device)
+    fit = start_fit(arch, arch_params, features, index, assignments, rows["train"], seed=seed,
+                    standardize_per=standardize_per, device=device)
+    model, optimizer = fit.model, fit.optimizer
+    validation = training_batches(features, index, assignments, rows["validation"])
     input_shape = tuple(features.shape[1:])
-    model = build_model(arch, input_shape, len(EMOTIONS), **arch_params.get("model", {})).to(device)
-    loss_fn = make_loss(recipe, data["train"].labels.numpy(), device)
-    optimizer = make_optimizer(recipe, model.parameters())
     epochs = int(recipe["epochs"])
     scheduler = make_scheduler(recipe, optimizer, epochs)
     patience = recipe.get("early_stopping_patience")
-    generator = torch.Generator().manual_seed(seed)
 
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
     learning_rates = []  # each epoch's, for a refit
-    bar = tqdm(range(1, epochs + 1), desc=f"train ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})",
-               unit="epoch", disable=not progress)
+    bar = tqdm(range(1, epochs + 1), desc=progress_label("train", arch, metric_prefix), unit="epoch",
+               disable=not progress)
     for epoch in bar:
         learning_rates.append(optimizer.param_groups[0]["lr"])
-        train_loss, train_accuracy = train_one_epoch(model, data["train"], standardization_t, loss_fn, optimizer,
-                                                     batch_size, generator, device)
-        val_logits = predict_logits(model, data["validation"], standardization_t, device)
-        val_labels = data["validation"].labels
+        train_loss, train_accuracy = fit.train_one_epoch(batch_size, device)
+        val_logits = predict_logits(model, validation, fit.standardization_t, device)
+        val_labels = validation.labels
         val_loss = nn.functional.cross_entropy(val_logits, val_labels).item()
         val_accuracy = (val_logits.argmax(1) == val_labels).float().mean().item()
         if scheduler is not None:
@@ -308,7 +322,7 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         "labels": list(EMOTIONS),
         "feature_recipe": None,  # filled in by the caller, who knows the cache's recipe
         "input_shape": list(input_shape),
-        "standardization": standardization,
+        "standardization": fit.standardization,
         "train_recipe": recipe,
         "seed": seed,
         "batch_size": batch_size,
