@@ -19,6 +19,8 @@ def kept(root, protocol, arch, per_repeat, **metrics):
 def test_tables_come_from_the_kept_files(tmp_path):
     kept(tmp_path, "random", "cnn_gru_attn", [{"accuracy": 0.8122}], accuracy=0.8122, macro_f1=0.8114,
          balanced_accuracy=0.8192)
+    kept(tmp_path, "random", "deep_cnn_gpu", [{"accuracy": 0.7959}], accuracy=0.7959, macro_f1=0.8041,
+         balanced_accuracy=0.8029, device="cuda")
     kept(tmp_path, "random", "whisper_mlp", [{"accuracy": a} for a in (0.86, 0.88, 0.90)], accuracy=0.88,
          accuracy_std=0.02, accuracy_ci95={"low": 0.83, "high": 0.93}, macro_f1=0.87, macro_f1_std=0.01,
          balanced_accuracy=0.89, balanced_accuracy_std=0.03)
@@ -38,6 +40,7 @@ def test_tables_come_from_the_kept_files(tmp_path):
     # A single run says so and has no interval; several show mean ± std and the 95 % interval.
     assert "| `cnn_gru_attn` | 1 | 81.22 | 81.14 | 81.92 | one run: none | 100 (41) | 1.5 min | test CPU " \
            "| `abc1234` | acc 83 (003) | no |" in text
+    assert "| `deep_cnn_gpu` | 1 | 79.59 | 80.41 | 80.29 | one run, on a GPU: none |" in text
     assert "| `whisper_mlp` | 3 | 88.00 ± 2.00 | 87.00 ± 1.00 | 89.00 ± 3.00 | 83.00–93.00 | 100 (41–43) " \
            "| 1.5 min | test CPU | `abc1234` | acc 88.59, F1 88.96 (001) | yes |" in text
     assert "| `whisper_mlp` | 2 | 68.00 ± 5.00 | 71.00 ± 1.40 | 67.00 ± 6.00 | 58.00–84.00 | 4.00 | 6 | 100 (41–42) " \

@@ -54,8 +54,8 @@ def spread(result: dict, key: str) -> str:
 
 
 def interval(result: dict, key: str) -> str:
-    if repeats_in(result) < 2:
-        return "one run: none"
+    if repeats_in(result) < 2:  # a GPU run could not be repeated where no GPU was lent since
+        return "one run, on a GPU: none" if result.get("device", "cpu") != "cpu" else "one run: none"
     bounds = result[f"{key}_ci95"]
     return f"{percent(bounds['low'])}–{percent(bounds['high'])}"
 
