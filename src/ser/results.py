@@ -54,7 +54,7 @@ def spread(result: dict, key: str) -> str:
 
 
 def interval(result: dict, key: str) -> str:
-    if repeats_in(result) < 2:  # a GPU run could not be repeated where no GPU was lent since
+    if repeats_in(result) < 2:  # a GPU run stays single until a GPU is at hand again: the cell says which kind it is
         return "one run, on a GPU: none" if result.get("device", "cpu") != "cpu" else "one run: none"
     bounds = result[f"{key}_ci95"]
     return f"{percent(bounds['low'])}–{percent(bounds['high'])}"
