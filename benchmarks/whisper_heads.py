@@ -68,6 +68,25 @@ def normalized(features: np.ndarray, index: pd.DataFrame, manifest: pd.DataFrame
     return values
 
 
+def summarized(scored: list[dict], seconds: float) -> dict:
+    """A report entry's numbers for its runs (one dict per repeat and fold): mean and std over repeats,
+    the std over folds where there are folds, each repeat's means."""
+    summary = repeated_summary(scored, {})
+    return {"runs": len(scored), "seconds_per_run": round(seconds / len(scored), 1),
+            **{key: round(summary[key], 4) for key in SUMMARIZED},
+            **{f"{key}_std": round(summary[f"{key}_std"], 4) for key in SUMMARIZED},
+            **({f"{key}_fold_std": round(summary[f"{key}_fold_std"], 4) for key in SUMMARIZED}
+               if "accuracy_fold_std" in summary else {}),
+            "per_repeat": summary["per_repeat"]}
+
+
+def print_summary(label: str, result: dict) -> None:
+    print(f"{label:<24} accuracy {100 * result['accuracy']:.2f} ± {100 * result['accuracy_std']:.2f}  "
+          f"UA {100 * result['balanced_accuracy']:.2f} ± {100 * result['balanced_accuracy_std']:.2f}  "
+          f"macro F1 {100 * result['macro_f1']:.2f} ± {100 * result['macro_f1_std']:.2f}  "
+          f"({result['runs']} runs, {result['seconds_per_run']} s each)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--protocol", default="random", choices=["random", "actor_holdout", "actor_kfold"])
@@ -128,7 +147,6 @@ def main():
                 probabilities = probabilities + torch.softmax(logits, dim=1).numpy()
             scores = classification_metrics(actual, probabilities.argmax(1))
             scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
-        summary = repeated_summary(scored, {})
         # a variant under other params or another normalization is another entry
         entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else []),
                           *([f"ensemble={args.ensemble}"] if args.ensemble > 1 else [])])
@@ -136,19 +154,9 @@ def main():
             "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
             "ensemble": args.ensemble,
             "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
-            "runs": len(scored),
-            "seconds_per_run": round((time.perf_counter() - started) / len(scored), 1),
-            **{key: round(summary[key], 4) for key in SUMMARIZED},
-            **{f"{key}_std": round(summary[f"{key}_std"], 4) for key in SUMMARIZED},
-            **({f"{key}_fold_std": round(summary[f"{key}_fold_std"], 4) for key in SUMMARIZED}
-               if "accuracy_fold_std" in summary else {}),
-            "per_repeat": summary["per_repeat"]}
+            **summarized(scored, time.perf_counter() - started)}
         write_json(out, report)
-        result = report["variants"][entry]
-        print(f"{entry:<24} accuracy {100 * result['accuracy']:.2f} ± {100 * result['accuracy_std']:.2f}  "
-              f"UA {100 * result['balanced_accuracy']:.2f} ± {100 * result['balanced_accuracy_std']:.2f}  "
-              f"macro F1 {100 * result['macro_f1']:.2f} ± {100 * result['macro_f1_std']:.2f}  "
-              f"({result['runs']} runs, {result['seconds_per_run']} s each)", flush=True)
+        print_summary(entry, report["variants"][entry])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,259 @@
+"""Frame-level attention pooling over Whisper's hidden states, screened against the uniform mean and std
+that the `whisper_layers` cache holds: the same encoder pass, split code and training recipe, paired over
+the same runs and seeds.
+
+`whisper_mlp` reads each state's mean and std over the clip's frames: every frame weighs the same, the
+silent and the voiced. Here a small scorer gives each frame a weight (a softmax over the clip's frames,
+computed from the states' layer-normed average), and every state's mean and std are weighted by it
+(attentive statistics pooling, Okabe et al., 2018) before the same clip normalization,
+standardization and MLP. Its last layer starts at zero, so training starts from the uniform weights:
+`uniform`, the other arm, is exactly today's features.
+
+    python benchmarks/whisper_frames.py --protocol actor_kfold --repeats 2
+
+The frames of the protocol's clips are encoded once into data/benchmarks/ (float16; 1.0 GB for the
+1440 speech clips) and reused. Model selection is the pipeline's: the best epoch on the validation
+partition (under actor_kfold, two held-out training actors); no refit, in either arm. The report goes to
+reports/benchmarks/whisper_frames_<protocol>.json.
+"""
+
+from __future__ import annotations
+
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ser import usable_cores
+from ser.audio import load_audio
+from ser.augment import clips_and_copies
+from ser.corpus import EMOTIONS
+from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine
+from ser.features import make_recipe
+from ser.features.whisper import WINDOW_SAMPLES, normalize_per_clip, whisper_log_mel
+from ser.io import atomic_path, read_json, write_json
+from ser.models import build_model
+from ser.params import load_params, set_param
+from ser.split import make_split, repeat_seed, runs_of
+from ser.training import (fit_standardization, labels_for, make_loss, make_optimizer, make_scheduler,
+                          partition_rows, pick_device, score_state, seed_everything, train_model)
+from whisper_heads import print_summary, summarized  # the same report entries and lines as the heads' screen
+
+
+def encode_frames(recipe, paths: list[str], out: Path) -> None:
+    """Every clip's hidden states, frame by frame, as one float16 array [frames of all clips, states, width]
+    with each clip's first frame in `offsets`; the recipe's own trimming and log-mel, its encoder."""
+    recipe.threads = usable_cores()
+    chunks, offsets = [], [0]
+    for path in tqdm(paths, desc="frames (whisper_layers)", unit="clip"):
+        signal = load_audio(path, recipe.sample_rate)
+        if recipe.trim_db is not None:
+            signal = librosa.effects.trim(signal, top_db=recipe.trim_db)[0]
+        log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
+        log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]
+        with torch.inference_mode():
+            states = recipe.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None])
+        chunks.append(torch.stack(states, dim=2)[0].half().numpy())  # (frames, states, width)
+        offsets.append(offsets[-1] + len(chunks[-1]))
+    with atomic_path(out) as tmp:
+        np.savez(tmp, frames=np.concatenate(chunks), offsets=np.asarray(offsets), paths=np.asarray(paths))
+
+
+class AttentiveStatistics(nn.Module):
+    """Each state's weighted mean and std over frames, one weight per frame from a small scorer."""
+
+    def __init__(self, width: int, hidden: int = 128):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.score[-1].weight)  # uniform weights at the start: the cache's mean and std
+        nn.init.zeros_(self.score[-1].bias)
+
+    def forward(self, frames, summary, mask):  # (batch, T, states, width), (batch, T, width), (batch, T)
+        weights = torch.softmax(self.score(summary).squeeze(-1).masked_fill(~mask, float("-inf")), dim=1)
+        mean = torch.einsum("bt,btsw->bsw", weights, frames)
+        second = torch.einsum("bt,btsw->bsw", weights, frames * frames)
+        std = torch.sqrt(torch.clamp(second - mean * mean, min=1e-8))
+        return torch.stack([mean, std], dim=2)  # (batch, states, 2, width)
+
+
+class AttentionHead(nn.Module):
+    """Attentive statistics, then what whisper_mlp does to the cache's: clip normalization, the training
+    rows' standardization (fitted on their uniform statistics), the MLP."""
+
+    def __init__(self, mlp: nn.Module, width: int, standardization: dict):
+        super().__init__()
+        self.pool = AttentiveStatistics(width)
+        self.mlp = mlp
+        self.register_buffer("mean", torch.as_tensor(np.asarray(standardization["mean"], np.float32)))
+        self.register_buffer("std", torch.as_tensor(np.asarray(standardization["std"], np.float32)))
+
+    def forward(self, frames, summary, mask):
+        pooled = self.pool(frames, summary, mask)
+        pooled = (pooled - pooled.mean(-1, keepdim=True)) / (pooled.std(-1, keepdim=True, correction=0) + 1e-6)
+        return self.mlp((pooled - self.mean) / self.std)
+
+
+class FrameBatches:
+    """Padded frames of chosen clips, cut per batch to its longest clip."""
+
+    def __init__(self, frames: np.ndarray, offsets: np.ndarray, clips: np.ndarray, labels: np.ndarray):
+        self.frames, self.offsets, self.clips = frames, offsets, clips
+        self.labels = torch.as_tensor(labels)
+
+    def batch(self, chosen: np.ndarray):
+        clips = self.clips[chosen]
+        lengths = self.offsets[clips + 1] - self.offsets[clips]
+        frames = torch.zeros(len(clips), int(lengths.max()), *self.frames.shape[1:])
+        for i, (clip, length) in enumerate(zip(clips, lengths)):
+            frames[i, :length] = torch.from_numpy(self.frames[self.offsets[clip]:self.offsets[clip] + length]
+                                                  .astype(np.float32))
+        mask = torch.arange(frames.shape[1])[None] < torch.as_tensor(lengths)[:, None]
+        summary = F.layer_norm(frames, frames.shape[-1:]).mean(2)  # what the scorer reads: no parameters
+        return frames, summary, mask, self.labels[chosen]
+
+    def iterate(self, batch_size: int, generator: torch.Generator | None = None):
+        order = (torch.randperm(len(self.labels), generator=generator) if generator is not None
+                 else torch.arange(len(self.labels))).numpy()
+        for start in range(0, len(order), batch_size):
+            yield self.batch(order[start:start + batch_size])
+
+
+def logits_of(model, data: FrameBatches) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(f, s, m) for f, s, m, _ in data.iterate(256)])
+
+
+def train_attention(arch_params: dict, frames, offsets, row_of_clip, uniform, assignment, *, seed: int,
+                    batch_size: int, pool_lr: float) -> dict:
+    """One run of the attention arm: the selection run's best validation epoch, scored on the test clips."""
+    recipe = arch_params["train"]
+    index = pd.DataFrame({"clip_id": list(row_of_clip), "copy": 0})
+    rows = partition_rows(index, assignment, copies=False)
+    seed_everything(seed)
+    standardization = fit_standardization(uniform, rows["train"], per="element")
+    mlp = build_model("whisper_mlp", uniform.shape[1:], len(EMOTIONS), **arch_params["model"])
+    model = AttentionHead(mlp, uniform.shape[-1], standardization)
+    parts = {name: FrameBatches(frames, offsets, rows[name], labels_for(index, rows[name], assignment))
+             for name in ("train", "validation", "test")}
+    loss_fn = make_loss(recipe, parts["train"].labels.numpy(), "cpu")
+    optimizer = make_optimizer(recipe, model.mlp.parameters())
+    optimizer.add_param_group({"params": model.pool.parameters(), "lr": pool_lr})
+    scheduler = make_scheduler(recipe, optimizer, int(recipe["epochs"]))
+    generator = torch.Generator().manual_seed(seed)
+    best = {"accuracy": -1.0, "epoch": 0, "state": None}
+    for epoch in range(1, int(recipe["epochs"]) + 1):
+        model.train()
+        for f, s, m, y in parts["train"].iterate(batch_size, generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(f, s, m), y).backward()
+            optimizer.step()
+        val_accuracy = (logits_of(model, parts["validation"]).argmax(1) == parts["validation"].labels).float().mean().item()
+        if scheduler is not None:
+            scheduler.step(val_accuracy) if recipe.get("scheduler") == "plateau" else scheduler.step()
+        if val_accuracy > best["accuracy"]:
+            best = {"accuracy": val_accuracy, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    model.load_state_dict(best["state"])
+    predicted = logits_of(model, parts["test"]).argmax(1).numpy()
+    return {**classification_metrics(parts["test"].labels.numpy(), predicted), "best_epoch": best["epoch"]}
+
+
+def train_uniform(arch_params: dict, uniform, row_of_clip, assignment, *, seed: int, batch_size: int) -> dict:
+    """One run of the uniform arm: whisper_mlp's own training on the frames' mean and std."""
+    index = pd.DataFrame({"clip_id": list(row_of_clip), "copy": 0})
+    state, card = train_model("whisper_mlp", arch_params, uniform, index, assignment, seed=seed,
+                              batch_size=batch_size, device=pick_device("cpu"), standardize_per="element",
+                              progress=False)
+    return {**score_state(state, card, uniform, index, assignment, pick_device("cpu")),
+            "best_epoch": card["best_epoch"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", default="actor_kfold", choices=["random", "actor_holdout", "actor_kfold"])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--arms", nargs="+", default=["uniform", "attention"], choices=["uniform", "attention"])
+    parser.add_argument("--epochs", type=int, default=40, help="per run (the default recipe's 90 cost 2x; "
+                        "its best epochs came at 4-28)")
+    parser.add_argument("--pool-lr", type=float, default=1e-3, help="the scorer's learning rate (the MLP keeps its own)")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    params = load_params()
+    for assignment in args.set:
+        set_param(params, assignment)
+    arch_params = copy.deepcopy(params["archs"]["whisper_mlp"])
+    arch_params["train"].update(epochs=args.epochs, refit=False, augmented_copies=False)
+    features = arch_params["features"]
+    if features["recipe"] != "whisper_layers" or features.get("pad_to_30s"):
+        raise SystemExit("this screens the whisper_layers recipe at the clips' own length (the default params)")
+    recipe = make_recipe(features, params["audio"]["sample_rate"])
+
+    manifest = pd.read_parquet("data/manifest.parquet")
+    split = make_split(manifest, {**params["split"], "protocol": args.protocol, "repeats": args.repeats})
+    runs = runs_of(split)
+    used = sorted(set(split.loc[split["partition"] != "excluded", "clip_id"]))
+    items = clips_and_copies(manifest[manifest["clip_id"].isin(used)], "data/raw", "data/augmented", with_copies=False)
+    cache = Path("data/benchmarks") / (f"whisper_frames_{Path(features['model']).name}_trim{features.get('trim_db')}"
+                                       f"_{len(items)}.npz")
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        encode_frames(recipe, list(items["path"]), cache)
+        print(f"encoded {len(items)} clips in {time.perf_counter() - started:.0f} s into {cache}")
+    stored = np.load(cache)
+    frames, offsets = stored["frames"], stored["offsets"]
+    if list(stored["paths"]) != list(items["path"]):
+        raise SystemExit(f"{cache} holds other clips than this protocol's; delete it to encode again")
+    row_of_clip = dict(zip(items["clip_id"], range(len(items))))
+
+    # The uniform arm's features: each state's mean and std over all the clip's frames, as the cache's.
+    uniform = np.empty((len(items), frames.shape[1], 2, frames.shape[2]), np.float32)
+    for row in range(len(items)):
+        clip = torch.from_numpy(frames[offsets[row]:offsets[row + 1]].astype(np.float32))
+        std, mean = torch.std_mean(clip, dim=0, correction=0)
+        uniform[row] = torch.stack([mean, std], dim=1).numpy()
+    if features.get("normalize") == "clip":
+        uniform = normalize_per_clip(uniform)
+    elif features.get("normalize"):
+        raise SystemExit(f"normalize {features['normalize']!r} is not screened here")
+
+    out = Path(f"reports/benchmarks/whisper_frames_{args.protocol}.json")
+    report = read_json(out) if out.exists() else {}
+    report.update(machine=describe_machine("cpu"), protocol=args.protocol, repeats=args.repeats,
+                  feature_model=features["model"], epochs=args.epochs, pool_lr=args.pool_lr, params_set=args.set)
+    report.setdefault("arms", {})
+    batch_size = int(arch_params["train"].get("batch_size", params["train"]["batch_size"]))
+    for arm in args.arms:
+        scored, started = [], time.perf_counter()
+        for (repeat, fold), assignment in tqdm(runs.items(), desc=arm, unit="run"):
+            seed = repeat_seed(params["train"]["seed"], repeat)
+            if arm == "uniform":
+                result = train_uniform(arch_params, uniform, row_of_clip, assignment, seed=seed, batch_size=batch_size)
+            else:
+                result = train_attention(arch_params, frames, offsets, row_of_clip, uniform, assignment,
+                                         seed=seed, batch_size=batch_size, pool_lr=args.pool_lr)
+            scored.append({"repeat": repeat, "fold": fold, **{k: result[k] for k in (*SUMMARIZED, "n_test", "best_epoch")}})
+        report["arms"][arm] = {**summarized(scored, time.perf_counter() - started), "per_run": scored}
+        write_json(out, report)
+        print_summary(arm, report["arms"][arm])
+    if {"uniform", "attention"} <= set(report["arms"]):
+        pairs = [(a["balanced_accuracy"], u["balanced_accuracy"])
+                 for a, u in zip(report["arms"]["attention"]["per_run"], report["arms"]["uniform"]["per_run"])]
+        differences = np.array([a - u for a, u in pairs])
+        print(f"attention - uniform, UA per run: {100 * differences.mean():+.2f} ± {100 * differences.std(ddof=1):.2f} "
+              f"over {len(differences)} paired runs")
+
+
+if __name__ == "__main__":
+    main()
