@@ -40,7 +40,7 @@ from ser.augment import clips_and_copies
 from ser.corpus import EMOTIONS
 from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine
 from ser.features import make_recipe
-from ser.features.whisper import WINDOW_SAMPLES, normalize_per_clip, whisper_log_mel
+from ser.features.whisper import WINDOW_SAMPLES, hidden_state_statistics, normalize_per_clip, whisper_log_mel
 from ser.io import atomic_path, read_json, write_json
 from ser.models import build_model
 from ser.params import load_params, set_param
@@ -134,11 +134,10 @@ def logits_of(model, data: FrameBatches) -> torch.Tensor:
         return torch.cat([model(f, s, m) for f, s, m, _ in data.iterate(256)])
 
 
-def train_attention(arch_params: dict, frames, offsets, row_of_clip, uniform, assignment, *, seed: int,
+def train_attention(arch_params: dict, frames, offsets, index, uniform, assignment, *, seed: int,
                     batch_size: int, pool_lr: float) -> dict:
     """One run of the attention arm: the selection run's best validation epoch, scored on the test clips."""
     recipe = arch_params["train"]
-    index = pd.DataFrame({"clip_id": list(row_of_clip), "copy": 0})
     rows = partition_rows(index, assignment, copies=False)
     seed_everything(seed)
     standardization = fit_standardization(uniform, rows["train"], per="element")
@@ -169,13 +168,12 @@ def train_attention(arch_params: dict, frames, offsets, row_of_clip, uniform, as
     return {**classification_metrics(parts["test"].labels.numpy(), predicted), "best_epoch": best["epoch"]}
 
 
-def train_uniform(arch_params: dict, uniform, row_of_clip, assignment, *, seed: int, batch_size: int) -> dict:
+def train_uniform(arch_params: dict, uniform, index, assignment, *, seed: int, batch_size: int) -> dict:
     """One run of the uniform arm: whisper_mlp's own training on the frames' mean and std."""
-    index = pd.DataFrame({"clip_id": list(row_of_clip), "copy": 0})
+    cpu = pick_device("cpu")
     state, card = train_model("whisper_mlp", arch_params, uniform, index, assignment, seed=seed,
-                              batch_size=batch_size, device=pick_device("cpu"), standardize_per="element",
-                              progress=False)
-    return {**score_state(state, card, uniform, index, assignment, pick_device("cpu")),
+                              batch_size=batch_size, device=cpu, standardize_per="element", progress=False)
+    return {**score_state(state, card, uniform, index, assignment, cpu),
             "best_epoch": card["best_epoch"]}
 
 
@@ -215,14 +213,12 @@ def main():
     frames, offsets = stored["frames"], stored["offsets"]
     if list(stored["paths"]) != list(items["path"]):
         raise SystemExit(f"{cache} holds other clips than this protocol's; delete it to encode again")
-    row_of_clip = dict(zip(items["clip_id"], range(len(items))))
+    index = items[["clip_id", "copy"]]  # row r of the frames' offsets is clip r
 
     # The uniform arm's features: each state's mean and std over all the clip's frames, as the cache's.
-    uniform = np.empty((len(items), frames.shape[1], 2, frames.shape[2]), np.float32)
-    for row in range(len(items)):
-        clip = torch.from_numpy(frames[offsets[row]:offsets[row + 1]].astype(np.float32))
-        std, mean = torch.std_mean(clip, dim=0, correction=0)
-        uniform[row] = torch.stack([mean, std], dim=1).numpy()
+    # From the same frames as the attention arm, so that the pair differs in the weighting only.
+    uniform = np.stack([hidden_state_statistics([torch.from_numpy(frames[start:end].astype(np.float32)).transpose(0, 1)])
+                        for start, end in zip(offsets[:-1], offsets[1:])])
     if features.get("normalize") == "clip":
         uniform = normalize_per_clip(uniform)
     elif features.get("normalize"):
@@ -239,9 +235,9 @@ def main():
         for (repeat, fold), assignment in tqdm(runs.items(), desc=arm, unit="run"):
             seed = repeat_seed(params["train"]["seed"], repeat)
             if arm == "uniform":
-                result = train_uniform(arch_params, uniform, row_of_clip, assignment, seed=seed, batch_size=batch_size)
+                result = train_uniform(arch_params, uniform, index, assignment, seed=seed, batch_size=batch_size)
             else:
-                result = train_attention(arch_params, frames, offsets, row_of_clip, uniform, assignment,
+                result = train_attention(arch_params, frames, offsets, index, uniform, assignment,
                                          seed=seed, batch_size=batch_size, pool_lr=args.pool_lr)
             scored.append({"repeat": repeat, "fold": fold, **{k: result[k] for k in (*SUMMARIZED, "n_test", "best_epoch")}})
         report["arms"][arm] = {**summarized(scored, time.perf_counter() - started), "per_run": scored}
