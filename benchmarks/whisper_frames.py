@@ -113,8 +113,8 @@ class ClipFrames:
     """Every clip's frames in float32, their squares and what the scorer reads (the states' layer-normed
     average), computed once: none of them has a parameter, and every epoch of every run reads them."""
 
-    def __init__(self, frames: np.ndarray, offsets: np.ndarray):
-        self.frames = [torch.from_numpy(frames[start:end].astype(np.float32)) for start, end in zip(offsets[:-1], offsets[1:])]
+    def __init__(self, clips: list[torch.Tensor]):
+        self.frames = clips
         self.squares = [clip * clip for clip in self.frames]
         self.summary = [F.layer_norm(clip, clip.shape[-1:]).mean(1) for clip in self.frames]
 
@@ -250,6 +250,8 @@ def main():
     if list(stored["paths"]) != list(items["path"]):
         raise SystemExit(f"{cache} holds other clips than this protocol's; delete it to encode again")
     index = items[["clip_id", "copy"]]  # row r of the frames' offsets is clip r
+    clips = [torch.from_numpy(frames[start:end].astype(np.float32)) for start, end in zip(offsets[:-1], offsets[1:])]
+    del frames  # every arm reads the float32 clips
 
     if features.get("normalize") not in (None, "clip"):
         raise SystemExit(f"normalize {features['normalize']!r} is not screened here")
@@ -258,14 +260,12 @@ def main():
     # differs in the weighting only; the attention arm standardizes with them too.
     pooled = {}
     for arm in {"uniform"} | (set(args.arms) & set(POOLED)):
-        pooled[arm] = np.stack([POOLED[arm](torch.from_numpy(frames[start:end].astype(np.float32)))
-                                for start, end in zip(offsets[:-1], offsets[1:])])
+        pooled[arm] = np.stack([POOLED[arm](clip) for clip in clips])
         if features.get("normalize") == "clip":
             pooled[arm] = normalize_per_clip(pooled[arm])
     uniform = pooled["uniform"]
 
-    clip_frames = ClipFrames(frames, offsets) if "attention" in args.arms else None
-
+    clip_frames = None  # built when an attention run has to train, not when the report holds them all
     out = Path(f"reports/benchmarks/whisper_frames_{args.protocol}.json")
     report = read_json(out) if out.exists() else {}
     settings = dict(protocol=args.protocol, feature_model=features["model"], epochs=args.epochs, pool_lr=args.pool_lr,
@@ -273,8 +273,7 @@ def main():
     # A run is the same (split, seed, recipe) whatever the number of repeats, so the runs an earlier report
     # holds under the same settings are kept and only the others train: 5 repeats after 2 train 3 more.
     kept = report.get("arms", {}) if all(report.get(key) == value for key, value in settings.items()) else {}
-    report.update(machine=describe_machine("cpu"), protocol=args.protocol, repeats=args.repeats,
-                  feature_model=features["model"], epochs=args.epochs, pool_lr=args.pool_lr, params_set=args.set)
+    report.update(machine=describe_machine("cpu"), repeats=args.repeats, **settings)
     report.setdefault("arms", {})
     batch_size = int(arch_params["train"].get("batch_size", params["train"]["batch_size"]))
     for arm in args.arms:
@@ -289,6 +288,7 @@ def main():
             if arm in pooled:
                 result = train_pooled(arch_params, pooled[arm], index, assignment, seed=seed, batch_size=batch_size)
             else:
+                clip_frames = clip_frames or ClipFrames(clips)
                 result = train_attention(arch_params, clip_frames, index, uniform, assignment,
                                          seed=seed, batch_size=batch_size, pool_lr=args.pool_lr)
             scored.append({"repeat": repeat, "fold": fold, **{k: result[k] for k in (*SUMMARIZED, "n_test", "best_epoch")}})
