@@ -31,7 +31,6 @@ import copy
 import time
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pandas as pd
 import torch
@@ -46,7 +45,7 @@ from ser.augment import clips_and_copies
 from ser.corpus import EMOTIONS
 from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine
 from ser.features import make_recipe
-from ser.features.whisper import WINDOW_SAMPLES, hidden_state_statistics, normalize_per_clip, whisper_log_mel
+from ser.features.whisper import hidden_state_statistics, normalize_per_clip
 from ser.io import atomic_path, read_json, write_json
 from ser.models import build_model
 from ser.params import load_params, set_param
@@ -58,17 +57,11 @@ from whisper_heads import print_summary, summarized  # the same report entries a
 
 def encode_frames(recipe, paths: list[str], out: Path) -> None:
     """Every clip's hidden states, frame by frame, as one float16 array [frames of all clips, states, width]
-    with each clip's first frame in `offsets`; the recipe's own trimming and log-mel, its encoder."""
+    with each clip's first frame in `offsets`: the recipe's own `hidden_states`."""
     recipe.threads = usable_cores()
     chunks, offsets = [], [0]
     for path in tqdm(paths, desc="frames (whisper_layers)", unit="clip"):
-        signal = load_audio(path, recipe.sample_rate)
-        if recipe.trim_db is not None:
-            signal = librosa.effects.trim(signal, top_db=recipe.trim_db)[0]
-        log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
-        log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]
-        with torch.inference_mode():
-            states = recipe.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None])
+        states = recipe.hidden_states(load_audio(path, recipe.sample_rate))
         chunks.append(torch.stack(states, dim=2)[0].half().numpy())  # (frames, states, width)
         offsets.append(offsets[-1] + len(chunks[-1]))
     with atomic_path(out) as tmp:

@@ -152,7 +152,7 @@ def main():
                           *([f"ensemble={args.ensemble}"] if args.ensemble > 1 else [])])
         report["variants"][entry] = {
             "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
-            "ensemble": args.ensemble,
+            "ensemble": args.ensemble, "features": args.features, "machine": describe_machine(str(device)),
             "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
             **summarized(scored, time.perf_counter() - started)}
         write_json(out, report)

@@ -7,6 +7,10 @@ whisper_mlp recipe from params.yaml on the training clips, pick the best epoch
 on the validation clips and score the test clips.
 
     python benchmarks/whisper_padding.py [--subset speech] [--out reports/benchmarks/whisper_padding.json]
+        [--keep-padded data/benchmarks/whisper_padded_speech]
+
+`--keep-padded DIR` keeps the padded mode's feature cache in DIR, for
+`benchmarks/whisper_heads.py --features DIR` to compare it under other protocols.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ from ser.split import runs_of
 from ser.training import score_state, train_model
 
 
-def run_mode(pad_to_30s: bool, items: pd.DataFrame, split: pd.DataFrame, params: dict) -> dict:
+def run_mode(pad_to_30s: bool, items: pd.DataFrame, split: pd.DataFrame, params: dict,
+             keep_in: str | None = None) -> dict:
     arch_params = params["archs"]["whisper_mlp"]
     recipe = make_recipe({**arch_params["features"], "pad_to_30s": pad_to_30s}, params["audio"]["sample_rate"])
     recipe.shape  # load the model before timing
     with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(keep_in or Path(tmp) / "cache")
         started = time.perf_counter()
-        compute_feature_cache(recipe, items, Path(tmp) / "cache")
+        compute_feature_cache(recipe, items, cache)
         seconds = time.perf_counter() - started
-        features, index, _ = load_feature_cache(Path(tmp) / "cache")
+        features, index, _ = load_feature_cache(cache)
         features = np.array(features)
     state, card = train_model("whisper_mlp", arch_params, features, index, split, seed=params["train"]["seed"],
                               batch_size=params["train"]["batch_size"], device=torch.device("cpu"), progress=False)
@@ -53,6 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subset", choices=["all", "speech", "song"], default="all")
     parser.add_argument("--out", default="reports/benchmarks/whisper_padding.json")
+    parser.add_argument("--keep-padded", default=None, metavar="DIR", help="keep the padded mode's feature cache here")
     args = parser.parse_args()
     params = load_params()
     manifest = pd.read_parquet("data/manifest.parquet")
@@ -62,7 +69,7 @@ def main():
     manifest = manifest[manifest["clip_id"].isin(split["clip_id"])]
     items = manifest.assign(copy=0, path=[str(Path("data/raw") / p) for p in manifest["path"]])
     items = items[["clip_id", "copy", "path"]].sort_values("clip_id", ignore_index=True)
-    results = [run_mode(pad, items, split, params) for pad in (False, True)]
+    results = [run_mode(pad, items, split, params, args.keep_padded if pad else None) for pad in (False, True)]
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.processor() or 'cpu'}"
     print(f"{'mode':<14}{'s/clip':>8}{'accuracy':>10}{'macro F1':>10}   ({machine}, {len(items)} clips)")
     for r in results:

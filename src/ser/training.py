@@ -99,12 +99,42 @@ class Batches:
     features: torch.Tensor
     labels: torch.Tensor
 
-    def iterate(self, batch_size: int, generator: torch.Generator | None = None):
+    def batch_rows(self, batch_size: int, generator: torch.Generator | None = None):
+        """Each batch's row numbers: in the generator's order, or in order without one."""
         order = (torch.randperm(len(self.labels), generator=generator) if generator is not None
                  else torch.arange(len(self.labels)))
         for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
+            yield order[start:start + batch_size]
+
+    def iterate(self, batch_size: int, generator: torch.Generator | None = None):
+        for chosen in self.batch_rows(batch_size, generator):
             yield self.features[chosen], self.labels[chosen]
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient times -weight backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x, weight: float):
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.weight * grad, None
+
+
+class SpeakerAdversary(nn.Module):
+    """Guesses the training speaker from the model's last hidden layer through a gradient reversal, so
+    that training pushes that layer to carry less of who speaks (domain-adversarial training)."""
+
+    def __init__(self, width: int, n_speakers: int, weight: float):
+        super().__init__()
+        self.weight = weight
+        self.net = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, n_speakers))
+
+    def forward(self, embedding):
+        return self.net(GradientReversal.apply(embedding, self.weight))
 
 
 def make_loss(recipe: dict, train_labels: np.ndarray, device) -> nn.Module:
@@ -180,6 +210,12 @@ def score_state(state: dict, card: dict, features: np.ndarray, index: pd.DataFra
     return classification_metrics(actual, predicted)
 
 
+def mixed_loss(loss_fn, output, target, share: float = 1.0, partner: torch.Tensor | None = None):
+    """The loss against `target`, or, for a mixup batch, share of it plus (1 - share) of the partners'."""
+    loss = loss_fn(output, target)
+    return loss if partner is None else share * loss + (1 - share) * loss_fn(output, target[partner])
+
+
 @dataclass
 class Fit:
     """One training from scratch: its rows' batches, their standardization, the model and its optimizer."""
@@ -190,17 +226,39 @@ class Fit:
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
+    mixup_alpha: float = 0.0
+    mixup_rng: np.random.Generator | None = None
+    speakers: torch.Tensor | None = None  # per training row, 0..n-1, where a speaker adversary trains
+    adversary: SpeakerAdversary | None = None
 
     def train_one_epoch(self, batch_size: int, device) -> tuple[float, float]:
-        """One pass over the rows in the generator's order; (mean loss, accuracy) on those batches."""
+        """One pass over the rows in the generator's order; (mean loss, accuracy) on those batches.
+
+        With `mixup_alpha` > 0 each batch is mixup's (Zhang et al. 2018): every standardized clip is mixed
+        with another of the batch, weight lambda ~ Beta(alpha, alpha) per batch, and so are the two losses.
+        With a speaker adversary its loss joins the emotion loss (which alone is reported).
+        """
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for x, y in self.data.iterate(batch_size, self.generator):
-            x, y = standardize(x.to(device), self.standardization_t), y.to(device)
+        for chosen in self.data.batch_rows(batch_size, self.generator):
+            x = standardize(self.data.features[chosen].to(device), self.standardization_t)
+            y = self.data.labels[chosen].to(device)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x)
-            loss = self.loss_fn(logits, y)
-            loss.backward()
+            share, partner = 1.0, None
+            if self.mixup_alpha > 0:
+                share = float(self.mixup_rng.beta(self.mixup_alpha, self.mixup_alpha))
+                partner = torch.randperm(len(chosen), generator=self.generator).to(device)
+                x = share * x + (1 - share) * x[partner]
+            if self.adversary is None:
+                logits = self.model(x)
+                loss = total = mixed_loss(self.loss_fn, logits, y, share, partner)
+            else:
+                embedding = self.model.embed(x)
+                logits = self.model.classify(embedding)
+                loss = mixed_loss(self.loss_fn, logits, y, share, partner)
+                total = loss + mixed_loss(nn.functional.cross_entropy, self.adversary(embedding),
+                                          self.speakers[chosen].to(device), share, partner)
+            total.backward()
             self.optimizer.step()
             total_loss += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
@@ -221,9 +279,21 @@ def start_fit(arch: str, arch_params: dict, features: np.ndarray, index: pd.Data
     data = training_batches(features, index, assignments, rows)
     standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
     model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.get("model", {})).to(device)
+    speakers, adversary = None, None
+    if recipe.get("speaker_adversary", 0.0):
+        if not hasattr(model, "embedding_width"):
+            raise ValueError(f"train.speaker_adversary: {arch} does not expose the embedding an adversary reads "
+                             f"(embedding_width, embed, classify); whisper_mlp does")
+        actor = index["clip_id"].iloc[np.sort(rows)].map(assignments.set_index("clip_id")["actor"]).to_numpy()
+        _, speaker_ids = np.unique(actor, return_inverse=True)
+        speakers = torch.from_numpy(speaker_ids.astype(np.int64))
+        adversary = SpeakerAdversary(model.embedding_width, int(speaker_ids.max()) + 1,
+                                     float(recipe["speaker_adversary"])).to(device)
+    parameters = list(model.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
     return Fit(data, standardization, standardization_tensors(standardization, device), model,
-               make_loss(recipe, data.labels.numpy(), device), make_optimizer(recipe, model.parameters()),
-               torch.Generator().manual_seed(seed))
+               make_loss(recipe, data.labels.numpy(), device), make_optimizer(recipe, parameters),
+               torch.Generator().manual_seed(seed), float(recipe.get("mixup_alpha", 0.0)),
+               np.random.default_rng(seed), speakers, adversary)
 
 
 def progress_label(kind: str, arch: str, metric_prefix: str) -> str:

@@ -262,7 +262,9 @@ class WhisperLayerStatistics(FeatureRecipe):
             self._shape = (self.encoder.n_states, len(STATISTICS), self.encoder.width)
         return self._shape
 
-    def extract(self, signal: np.ndarray) -> np.ndarray:
+    def hidden_states(self, signal: np.ndarray):
+        """The encoder's hidden states of one clip, each (1, frames, width): the recipe's trimming, padding
+        and log-mel, then one encoder pass (what `extract` pools; benchmarks read the frames themselves)."""
         import torch
         if not np.all(np.isfinite(signal)):
             raise ValueError("the signal contains NaN/Inf samples")
@@ -273,8 +275,10 @@ class WhisperLayerStatistics(FeatureRecipe):
         log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
         log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]  # the encoder's stride-2 convolution
         with torch.inference_mode():
-            states = self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
-        statistics = hidden_state_statistics(states)
+            return self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
+
+    def extract(self, signal: np.ndarray) -> np.ndarray:
+        statistics = hidden_state_statistics(self.hidden_states(signal))
         if self.normalize == "clip":
             statistics = normalize_per_clip(statistics)
         return statistics

@@ -65,6 +65,7 @@ class WhisperMLP(nn.Module):
         for size in hidden:
             layers_ += [nn.Linear(width, size), nn.LayerNorm(size), nn.GELU(), nn.Dropout(dropout)]
             width = size
+        self.embedding_width = width  # what embed() returns per clip, for a speaker adversary to read
         layers_.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers_)
 
@@ -72,10 +73,16 @@ class WhisperMLP(nn.Module):
         """The weighted-sum head's softmax weight per chosen state (None for concat)."""
         return torch.softmax(self.layer_logits, 0) if self.head == "weighted_sum" and self.states is not None else None
 
-    def forward(self, features):  # (batch, width) or (batch, states, 2, width)
+    def embed(self, features):  # (batch, width) or (batch, states, 2, width) -> the last hidden layer's output
         if self.states is None:
-            return self.net(features)
+            return self.net[:-1](features)
         x = features.index_select(1, self.states).index_select(2, self.statistics).flatten(2)
         if self.head == "weighted_sum":
             x = torch.einsum("bsw,s->bw", x, self.layer_weights())
-        return self.net(x.flatten(1))
+        return self.net[:-1](x.flatten(1))
+
+    def classify(self, embedding):
+        return self.net[-1](embedding)
+
+    def forward(self, features):
+        return self.classify(self.embed(features))
