@@ -137,3 +137,13 @@ def test_speaker_adversary_needs_an_arch_that_exposes_its_embedding():
     with pytest.raises(ValueError, match="speaker_adversary"):
         train_model("deep_cnn", recipe, features.reshape(len(features), 1, 4, 4), index, split, seed=3,
                     batch_size=16, device=torch.device("cpu"), progress=False)
+
+
+@pytest.mark.parametrize("option", ["mixup_alpha", "speaker_adversary"])
+def test_a_negative_regularizer_is_refused_by_name(option):
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", seed=1)
+    recipe = {**RECIPE, "train": {**RECIPE["train"], option: -0.1}}
+    with pytest.raises(ValueError, match=f"train.{option} is -0.1"):
+        train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
+                    device=torch.device("cpu"), progress=False)

@@ -279,6 +279,9 @@ def start_fit(arch: str, arch_params: dict, features: np.ndarray, index: pd.Data
     data = training_batches(features, index, assignments, rows)
     standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
     model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.get("model", {})).to(device)
+    for option in ("mixup_alpha", "speaker_adversary"):
+        if float(recipe.get(option, 0.0)) < 0:
+            raise ValueError(f"train.{option} is {recipe[option]}; expected 0 (off) or a positive number")
     speakers, adversary = None, None
     if recipe.get("speaker_adversary", 0.0):
         if not hasattr(model, "embedding_width"):
