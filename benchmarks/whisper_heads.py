@@ -9,7 +9,8 @@ the winner is a params change (README, "Whisper: every layer"). Needs the
     python benchmarks/whisper_heads.py --protocol actor_kfold --repeats 2 --variants concat weighted_sum
     python benchmarks/whisper_heads.py --protocol actor_kfold -S split.actor_kfold.train_subset=speech --out ...
 
-`-S` sets any param for the run, as `dvc exp run -S` does, and is recorded in the report.
+`-S` sets any param for the run, as `dvc exp run -S` does (over the variant's own settings too), and is
+recorded in the report.
 `--normalize` tries a normalization of the cached features before training's own standardization:
 `clip_state` scales each clip's state vectors to zero mean and unit variance over their width (the
 recipe's `normalize: clip`, for a cache encoded without it); `actor` standardizes every feature over
@@ -130,6 +131,9 @@ def main():
         arch_params = copy.deepcopy(params["archs"]["whisper_mlp"])
         arch_params["model"].update(model_params)
         arch_params["train"].update(train_params)
+        for assignment in args.set:  # a -S wins over the variant too, as over params.yaml
+            if assignment.startswith("archs.whisper_mlp."):
+                set_param({"archs": {"whisper_mlp": arch_params}}, assignment)
         if arch_params["train"]["augmented_copies"] and not cached_copies:
             raise SystemExit(f"{name} trains on the augmented copies, which {args.features} does not hold: "
                              f"`dvc exp run -S archs.whisper_mlp.train.augmented_copies=true` encodes them "
