@@ -62,7 +62,7 @@ def encode_frames(recipe, paths: list[str], out: Path) -> None:
     chunks, offsets = [], [0]
     for path in tqdm(paths, desc="frames (whisper_layers)", unit="clip"):
         states = recipe.hidden_states(load_audio(path, recipe.sample_rate))
-        chunks.append(torch.stack(states, dim=2)[0].half().numpy())  # (frames, states, width)
+        chunks.append(torch.stack(states, dim=2)[0].half().cpu().numpy())  # (frames, states, width)
         offsets.append(offsets[-1] + len(chunks[-1]))
     with atomic_path(out) as tmp:
         np.savez(tmp, frames=np.concatenate(chunks), offsets=np.asarray(offsets), paths=np.asarray(paths))
