@@ -128,12 +128,12 @@ def main():
     cached_copies = bool(index["copy"].gt(0).any())
     for name in args.variants:
         model_params, train_params = VARIANTS[name]
-        arch_params = copy.deepcopy(params["archs"]["whisper_mlp"])
+        variant_params = copy.deepcopy(params)
+        arch_params = variant_params["archs"]["whisper_mlp"]
         arch_params["model"].update(model_params)
         arch_params["train"].update(train_params)
         for assignment in args.set:  # a -S wins over the variant too, as over params.yaml
-            if assignment.startswith("archs.whisper_mlp."):
-                set_param({"archs": {"whisper_mlp": arch_params}}, assignment)
+            set_param(variant_params, assignment)
         if arch_params["train"]["augmented_copies"] and not cached_copies:
             raise SystemExit(f"{name} trains on the augmented copies, which {args.features} does not hold: "
                              f"`dvc exp run -S archs.whisper_mlp.train.augmented_copies=true` encodes them "

@@ -59,8 +59,13 @@ def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool 
     }
 
 
+def clip_values(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame, column: str) -> pd.Series:
+    """A column of the split (emotion, actor, ...) for each of the cache `rows`, through its clip."""
+    return index["clip_id"].iloc[rows].map(assignments.set_index("clip_id")[column])
+
+
 def labels_for(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame) -> np.ndarray:
-    emotion = index["clip_id"].iloc[rows].map(assignments.set_index("clip_id")["emotion"])
+    emotion = clip_values(index, rows, assignments, "emotion")
     return emotion.map({name: i for i, name in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64, copy=True)
 
 
@@ -287,8 +292,8 @@ def start_fit(arch: str, arch_params: dict, features: np.ndarray, index: pd.Data
         if not hasattr(model, "embedding_width"):
             raise ValueError(f"train.speaker_adversary: {arch} does not expose the embedding an adversary reads "
                              f"(embedding_width, embed, classify); whisper_mlp does")
-        actor = index["clip_id"].iloc[np.sort(rows)].map(assignments.set_index("clip_id")["actor"]).to_numpy()
-        _, speaker_ids = np.unique(actor, return_inverse=True)
+        _, speaker_ids = np.unique(clip_values(index, np.sort(rows), assignments, "actor").to_numpy(),
+                                   return_inverse=True)
         speakers = torch.from_numpy(speaker_ids.astype(np.int64))
         adversary = SpeakerAdversary(model.embedding_width, int(speaker_ids.max()) + 1,
                                      float(recipe["speaker_adversary"])).to(device)
