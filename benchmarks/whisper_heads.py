@@ -17,6 +17,10 @@ recipe's `normalize: clip`, for a cache encoded without it); `actor` standardize
 each actor's own clips, the test actors' included. That one is transductive: it needs several
 unlabelled recordings of the test speaker.
 `--ensemble K` trains K models per run (seeds seed, seed + 1000, ...) and scores their mean probabilities.
+`--logistic-c C ...` also scores, per run, the same trained MLP with a logistic-regression member of each C
+(`null`: the MLP alone), fitted on the rows the kept MLP trained on: one MLP training serves every C.
+`--partition validation` scores the validation clips instead of the test clips, to choose such a value
+without the test folds; it needs `-S archs.whisper_mlp.train.refit=false` (a refit trains on them).
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ import pandas as pd
 import torch
 
 from ser.checkpoint import restore_model
+from ser.models import build_model
 from ser.evaluation import SUMMARIZED, classification_metrics, describe_machine, repeated_summary
 from ser.features import load_feature_cache
 from ser.features.whisper import normalize_per_clip
 from ser.io import read_json, write_json
 from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
-from ser.training import fit_standardization, partition_logits, pick_device, train_model
+from ser.training import (fit_closed_form_members, fit_standardization, partition_logits, partition_rows, pick_device,
+                          refit_rows, train_model, training_batches)
 
 # name: (model params, train params) over archs.whisper_mlp's; each says whether it trains on the copies,
 # so a variant means the same whatever the default is.
@@ -67,6 +73,17 @@ def normalized(features: np.ndarray, index: pd.DataFrame, manifest: pd.DataFrame
         own = fit_standardization(values, rows, per="element")  # training's own statistics, over one actor
         values[rows] = (values[rows] - np.asarray(own["mean"])) / np.asarray(own["std"])
     return values
+
+
+def with_logistic_member(card: dict, state: dict, c: float | None, data, device):
+    """The trained MLP of (`card`, `state`) with a logistic-regression member of C = `c` fitted on `data`
+    (the kept rows), or alone for None."""
+    model = build_model(card["arch"], card["input_shape"], len(card["labels"]),
+                        **{**card["model_options"], "logistic_c": c})
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logistic_")}, strict=False)
+    if c is not None:
+        fit_closed_form_members(model, data, card["standardization"], card["train_recipe"])
+    return model.to(device).eval()
 
 
 def summarized(scored: list[dict], seconds: float) -> dict:
@@ -101,6 +118,10 @@ def main():
     parser.add_argument("--ensemble", type=int, default=1, help="models per run, their probabilities averaged")
     parser.add_argument("--normalize", choices=["clip_state", "actor"], default=None,
                         help="normalize the cached features first (see above); recorded in the entry")
+    parser.add_argument("--logistic-c", nargs="+", default=[], metavar="C",
+                        help="also score each run's MLP with a logistic member of each C (null: alone)")
+    parser.add_argument("--partition", choices=["test", "validation"], default="test",
+                        help="the clips scored (validation: to choose a value without the test folds)")
     args = parser.parse_args()
     params = load_params()
     for assignment in args.set:
@@ -138,30 +159,47 @@ def main():
             raise SystemExit(f"{name} trains on the augmented copies, which {args.features} does not hold: "
                              f"`dvc exp run -S archs.whisper_mlp.train.augmented_copies=true` encodes them "
                              f"into data/features")
-        scored, started = [], time.perf_counter()
+        if args.partition == "validation" and arch_params["train"].get("refit"):
+            raise SystemExit("--partition validation: the refit trains on the validation clips; "
+                             "add -S archs.whisper_mlp.train.refit=false")
+        members = {None: None, **{f"logistic_c={c}": None if c == "null" else float(c) for c in args.logistic_c}}
+        scored, started = {suffix: [] for suffix in members}, time.perf_counter()
         for (repeat, fold), assignment in runs.items():
-            probabilities = 0
+            probabilities = dict.fromkeys(members, 0)
             for member in range(args.ensemble):
                 state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
                                           seed=repeat_seed(params["train"]["seed"], repeat) + 1000 * member,
                                           batch_size=params["train"]["batch_size"], device=device,
                                           standardize_per=recipe["standardize"], progress=False)
-                _, actual, logits = partition_logits(restore_model(card, state, device), features, index,
-                                                     assignment, card["standardization"], device)
-                probabilities = probabilities + torch.softmax(logits, dim=1).numpy()
-            scores = classification_metrics(actual, probabilities.argmax(1))
-            scored.append({"repeat": repeat, "fold": fold, **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
-        # a variant under other params or another normalization is another entry
-        entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else []),
-                          *([f"ensemble={args.ensemble}"] if args.ensemble > 1 else [])])
-        report["variants"][entry] = {
-            "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
-            "ensemble": args.ensemble, "features": args.features, "machine": describe_machine(str(device)),
-            "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
-            **summarized(scored, time.perf_counter() - started)}
-        write_json(out, report)
-        print_summary(entry, report["variants"][entry])
-
+                kept = (refit_rows(index, assignment, copies=arch_params["train"]["augmented_copies"])
+                        if arch_params["train"].get("refit") else
+                        partition_rows(index, assignment, copies=arch_params["train"]["augmented_copies"])["train"])
+                kept_data = training_batches(features, index, assignment, kept) if args.logistic_c else None
+                for suffix, c in members.items():
+                    model = (restore_model(card, state, device) if suffix is None
+                             else with_logistic_member(card, state, c, kept_data, device))
+                    _, actual, logits = partition_logits(model, features, index, assignment, card["standardization"],
+                                                         device, partition=args.partition)
+                    probabilities[suffix] = probabilities[suffix] + torch.softmax(logits, dim=1).numpy()
+            for suffix in members:
+                scores = classification_metrics(actual, probabilities[suffix].argmax(1))
+                scored[suffix].append({"repeat": repeat, "fold": fold,
+                                       **{k: scores[k] for k in (*SUMMARIZED, "n_test")}})
+        seconds = time.perf_counter() - started
+        for suffix in members:
+            # a variant under other params, another normalization or member, or scored elsewhere, is another entry
+            entry = " ".join([name, *args.set, *([f"normalize={args.normalize}"] if args.normalize else []),
+                              *([f"ensemble={args.ensemble}"] if args.ensemble > 1 else []),
+                              *([suffix] if suffix else []),
+                              *([f"partition={args.partition}"] if args.partition != "test" else [])])
+            report["variants"][entry] = {
+                "model": model_params, "train": train_params, "params_set": args.set, "normalize": args.normalize,
+                "ensemble": args.ensemble, "features": args.features, "machine": describe_machine(str(device)),
+                "validation_by": split_params.get("validation_by", "clip") if args.protocol != "random" else "clip",
+                **({"logistic_c": members[suffix], "partition": args.partition} if args.logistic_c else {}),
+                **summarized(scored[suffix], seconds)}
+            write_json(out, report)
+            print_summary(entry, report["variants"][entry])
 
 if __name__ == "__main__":
     main()

@@ -147,3 +147,60 @@ def test_a_negative_regularizer_is_refused_by_name(option):
     with pytest.raises(ValueError, match=f"train.{option} is -0.1"):
         train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
                     device=torch.device("cpu"), progress=False)
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_logistic_member_fits_the_kept_rows_beside_an_unchanged_mlp(refit):
+    from sklearn.linear_model import LogisticRegression
+    from ser.training import class_weight_values, labels_for, partition_rows
+
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    plain = {**RECIPE, "train": {**RECIPE["train"], "refit": refit}}
+    with_member = {**plain, "model": {**RECIPE["model"], "logistic_c": 0.05}}
+    runs = [train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
+                        device=torch.device("cpu"), progress=False) for recipe in (with_member, with_member, plain)]
+    (state, card), (again, _), (mlp_alone, plain_card) = runs
+    for key in state:
+        torch.testing.assert_close(state[key], again[key], rtol=0, atol=0)
+    assert set(state) - set(mlp_alone) == {"logistic_weight", "logistic_bias", "logistic_fitted"}
+    for key in mlp_alone:  # the member draws nothing from the seeded generators
+        torch.testing.assert_close(state[key], mlp_alone[key], rtol=0, atol=0)
+
+    # The member is scikit-learn's fit of the rows the kept MLP trained on, standardized as it was.
+    rows = np.sort(refit_rows(index, split, copies=True) if refit else partition_rows(index, split)["train"])
+    assert card["logistic"]["train_rows"] == len(rows) and card["logistic"]["converged"]
+    assert not set(index["clip_id"].iloc[rows]) & set(split.loc[split["partition"] == "test", "clip_id"])
+    mean, std = (np.asarray(card["standardization"][k]) for k in ("mean", "std"))
+    labels = labels_for(index, rows, split)
+    weights = class_weight_values(RECIPE["train"], labels)
+    expected = LogisticRegression(C=0.05, max_iter=1000).fit(
+        ((features[rows] - mean) / std).astype(np.float64), labels, sample_weight=weights[labels])
+    torch.testing.assert_close(state["logistic_weight"], torch.from_numpy(expected.coef_).float(), rtol=0, atol=1e-4)
+
+    # Its prediction: the log of the two members' mean probabilities.
+    model, alone = restore_model(card, state, "cpu"), restore_model(plain_card, mlp_alone, "cpu")
+    x = (torch.from_numpy(features[:12]) - torch.from_numpy(mean).float()) / torch.from_numpy(std).float()
+    linear = torch.from_numpy(expected.predict_proba(x.double().numpy())).float()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).exp(), (alone(x).softmax(1) + linear) / 2, rtol=0, atol=1e-4)
+
+
+def test_logistic_member_gives_no_probability_to_a_class_it_never_saw():
+    from ser.models import build_model
+    model = build_model("whisper_mlp", (2, 2, 4), 8, hidden=[4], logistic_c=1.0)
+    inputs = torch.randn(40, 2, 2, 4, generator=torch.Generator().manual_seed(0))
+    labels = np.repeat([2, 5], 20)  # two classes: scikit-learn returns one row of coefficients
+    inputs[labels == 5] += 2
+    summary = model.fit_logistic(inputs, labels)
+    assert summary["train_rows"] == 40 and bool(model.logistic_fitted)
+    linear = model.selected(inputs).flatten(1) @ model.logistic_weight.T + model.logistic_bias
+    probabilities = linear.softmax(1)
+    assert probabilities[:, [0, 1, 3, 4, 6, 7]].max() < 1e-9
+    assert (probabilities.argmax(1).numpy() == labels).mean() >= 0.9
+
+
+def test_a_logistic_member_needs_a_positive_c():
+    from ser.models import build_model
+    with pytest.raises(ValueError, match="logistic_c is 0"):
+        build_model("whisper_mlp", (2, 2, 4), 8, logistic_c=0)

@@ -142,19 +142,24 @@ class SpeakerAdversary(nn.Module):
         return self.net(GradientReversal.apply(embedding, self.weight))
 
 
-def make_loss(recipe: dict, train_labels: np.ndarray, device) -> nn.Module:
+def class_weight_values(recipe: dict, train_labels: np.ndarray) -> np.ndarray | None:
+    """The recipe's `class_weights`, one per emotion (float32), or None for unweighted."""
     weights = recipe.get("class_weights", "none")
     if weights == "balanced":
         present = np.unique(train_labels)
         values = np.ones(len(EMOTIONS), dtype=np.float32)
         values[present] = compute_class_weight("balanced", classes=present, y=train_labels)
-        weights = torch.as_tensor(values, device=device)
-    elif isinstance(weights, (list, tuple)):
-        weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
-    elif weights in (None, "none"):
-        weights = None
-    else:
-        raise ValueError(f"class_weights is {weights!r}; expected none, balanced or a list of 8 numbers")
+        return values
+    if isinstance(weights, (list, tuple)):
+        return np.asarray(weights, dtype=np.float32)
+    if weights in (None, "none"):
+        return None
+    raise ValueError(f"class_weights is {weights!r}; expected none, balanced or a list of 8 numbers")
+
+
+def make_loss(recipe: dict, train_labels: np.ndarray, device) -> nn.Module:
+    weights = class_weight_values(recipe, train_labels)
+    weights = None if weights is None else torch.as_tensor(weights, device=device)
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=recipe.get("label_smoothing", 0.0))
 
 
@@ -304,6 +309,18 @@ def start_fit(arch: str, arch_params: dict, features: np.ndarray, index: pd.Data
                np.random.default_rng(seed), speakers, adversary)
 
 
+def fit_closed_form_members(model: nn.Module, data: Batches, standardization: dict, recipe: dict) -> dict | None:
+    """Members that a model fits in closed form once its network has trained (whisper_mlp's logistic
+    regression, `logistic_c`), fitted on `data`, the rows the network trained on, standardized as it saw
+    them, with the recipe's class weights; what the card records of them, or None where the model has none."""
+    if getattr(model, "logistic_c", None) is None:
+        return None
+    labels = data.labels.numpy()
+    weights = class_weight_values(recipe, labels)
+    return model.fit_logistic(standardize(data.features, standardization), labels,
+                              None if weights is None else weights[labels])
+
+
 def progress_label(kind: str, arch: str, metric_prefix: str) -> str:
     return f"{kind} ({arch}{', ' + metric_prefix.strip('/') if metric_prefix else ''})"
 
@@ -333,9 +350,11 @@ def refit_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
             logger.log_metric(metric_prefix + "refit/train/loss", loss)
             logger.log_metric(metric_prefix + "refit/train/accuracy", accuracy)
             logger.make_summary()
+    logistic = fit_closed_form_members(fit.model, fit.data, fit.standardization, arch_params["train"])
     state = {k: v.detach().cpu().clone() for k, v in fit.model.state_dict().items()}
     return state, {"standardization": fit.standardization, "epochs": len(learning_rates),
-                   "train_clips": int(index["clip_id"].iloc[rows].nunique()), "train_rows": int(len(rows))}
+                   "train_clips": int(index["clip_id"].iloc[rows].nunique()), "train_rows": int(len(rows)),
+                   **({"logistic": logistic} if logistic else {})}
 
 
 def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame,
@@ -414,12 +433,19 @@ def train_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.Da
         "torch_version": torch.__version__,
     }
     if not recipe.get("refit", False):
-        return best["state"], card
+        fit.model.load_state_dict(best["state"])
+        logistic = fit_closed_form_members(fit.model, fit.data, fit.standardization, recipe)
+        if logistic is None:
+            return best["state"], card
+        card["logistic"] = logistic
+        return {k: v.detach().cpu().clone() for k, v in fit.model.state_dict().items()}, card
     state, refit = refit_model(arch, arch_params, features, index, assignments, seed=seed, batch_size=batch_size,
                                device=device, standardize_per=standardize_per,
                                learning_rates=learning_rates[:best["epoch"]], logger=logger,
                                metric_prefix=metric_prefix, progress=progress)
     card["standardization"] = refit.pop("standardization")  # the one the returned state was trained with
+    if "logistic" in refit:
+        card["logistic"] = refit.pop("logistic")
     card["refit"] = refit
     if logger is not None:  # DVCLive's step (and summary) stays the selection run's last epoch
         logger.step = epoch - 1

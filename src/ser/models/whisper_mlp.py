@@ -13,17 +13,34 @@ the model first chooses what it reads:
   `weighted_sum` mixes them with learned softmax weights first (SUPERB's
   weighted sum), so the MLP sees one state's width.
 Over `whisper_embedding` features (one vector per clip) it is the seed's MLP as is.
+
+`logistic_c` adds a second member: a multinomial logistic regression over the
+same chosen inputs (the states side by side, whatever the head), L2-penalized
+with scikit-learn's C, fitted once the MLP has trained, on the rows it trained
+on (`fit_logistic`). The model then returns the log of the two members' mean
+class probabilities. Across speakers the strongly penalized linear member
+generalizes at least as well as the MLP, and the two err on other clips
+(README, "Whisper: every layer"). null keeps the MLP alone, as the seed has it.
 """
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import torch
 import torch.nn as nn
 
 from . import register
 
+# Fits already made in this process, by a digest of their inputs: under actor_kfold with the refit, every
+# repeat of a fold fits the same rows, and a convex fit of the same inputs is the same fit.
+_LOGISTIC_FITS: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}
+
 STATISTICS = ("mean", "std")
 HEADS = ("concat", "weighted_sum")
+LOGISTIC_MAX_ITER = 1000
+ABSENT_CLASS_LOGIT = 30.0
 
 
 def chosen_states(layers, n_states: int) -> list[int]:
@@ -40,8 +57,10 @@ def chosen_states(layers, n_states: int) -> list[int]:
 @register("whisper_mlp")
 class WhisperMLP(nn.Module):
     def __init__(self, input_shape, n_classes: int, hidden=(256, 128), dropout: float = 0.3,
-                 layers="all", statistics=STATISTICS, head: str = "concat"):
+                 layers="all", statistics=STATISTICS, head: str = "concat", logistic_c: float | None = None):
         super().__init__()
+        if logistic_c is not None and not float(logistic_c) > 0:
+            raise ValueError(f"logistic_c is {logistic_c!r}: expected a positive number (scikit-learn's C) or null")
         if head not in HEADS:
             raise ValueError(f"head {head!r}: expected one of {', '.join(HEADS)}")
         if not statistics or any(s not in STATISTICS for s in statistics):
@@ -50,17 +69,17 @@ class WhisperMLP(nn.Module):
         if len(input_shape) == 1:  # one pooled vector per clip
             (width,) = input_shape
             self.states = self.statistics = None
+            chosen_width = width
         else:
             n_states, _, state_width = input_shape
             self.register_buffer("states", torch.tensor(chosen_states(layers, n_states)), persistent=False)
             self.register_buffer("statistics", torch.tensor([STATISTICS.index(s) for s in statistics]),
                                  persistent=False)
             per_state = len(statistics) * state_width
+            width = chosen_width = len(self.states) * per_state
             if head == "weighted_sum":
                 self.layer_logits = nn.Parameter(torch.zeros(len(self.states)))
                 width = per_state
-            else:
-                width = len(self.states) * per_state
         layers_ = []
         for size in hidden:
             layers_ += [nn.Linear(width, size), nn.LayerNorm(size), nn.GELU(), nn.Dropout(dropout)]
@@ -68,16 +87,27 @@ class WhisperMLP(nn.Module):
         self.embedding_width = width  # what embed() returns per clip, for a speaker adversary to read
         layers_.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers_)
+        self.logistic_c = None if logistic_c is None else float(logistic_c)
+        if self.logistic_c is not None:
+            # Buffers, not parameters: no gradient step touches them, and zeros draw nothing from the
+            # seeded generator, so the MLP member trains exactly as it does alone.
+            self.register_buffer("logistic_weight", torch.zeros(n_classes, chosen_width))
+            self.register_buffer("logistic_bias", torch.zeros(n_classes))
+            self.register_buffer("logistic_fitted", torch.tensor(False))
 
     def layer_weights(self) -> torch.Tensor | None:
         """The weighted-sum head's softmax weight per chosen state (None for concat)."""
         return torch.softmax(self.layer_logits, 0) if self.head == "weighted_sum" and self.states is not None else None
 
-    def embed(self, features):  # (batch, width) or (batch, states, 2, width) -> the last hidden layer's output
+    def selected(self, features):
+        """The chosen states' chosen statistics, (batch, states, statistics x width); a pooled vector as it is."""
         if self.states is None:
-            return self.net[:-1](features)
-        x = features.index_select(1, self.states).index_select(2, self.statistics).flatten(2)
-        if self.head == "weighted_sum":
+            return features
+        return features.index_select(1, self.states).index_select(2, self.statistics).flatten(2)
+
+    def embed(self, features):  # (batch, width) or (batch, states, 2, width) -> the last hidden layer's output
+        x = self.selected(features)
+        if self.states is not None and self.head == "weighted_sum":
             x = torch.einsum("bsw,s->bw", x, self.layer_weights())
         return self.net[:-1](x.flatten(1))
 
@@ -85,4 +115,43 @@ class WhisperMLP(nn.Module):
         return self.net[-1](embedding)
 
     def forward(self, features):
-        return self.classify(self.embed(features))
+        logits = self.classify(self.embed(features))
+        if self.logistic_c is None or not bool(self.logistic_fitted):
+            return logits
+        linear = self.selected(features).flatten(1) @ self.logistic_weight.T + self.logistic_bias
+        # Returned as log-probabilities, which any caller's softmax or argmax reads as logits.
+        return torch.log((logits.softmax(1) + linear.softmax(1)) / 2)
+
+    def fit_logistic(self, inputs: torch.Tensor, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
+        """Fit the logistic-regression member on standardized training `inputs` (the cache's shape) and their
+        class numbers; what the model card records of the fit."""
+        from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
+
+        x = self.selected(inputs.float().to(self.logistic_weight.device)).flatten(1).double().cpu().numpy()
+        labels = np.asarray(labels, dtype=np.int64)
+        weights = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        digest = hashlib.sha1()
+        for part in (x, labels, weights, np.array([self.logistic_c])):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        key = digest.hexdigest()
+        if key not in _LOGISTIC_FITS:
+            regression = LogisticRegression(C=self.logistic_c, max_iter=LOGISTIC_MAX_ITER)
+            with threadpool_limits(torch.get_num_threads()):  # the cores the job was given (params' `cores`)
+                regression.fit(x, labels, sample_weight=weights)
+            weight = np.zeros(tuple(self.logistic_weight.shape))
+            # A class absent from training gets no probability; two classes come back as one logit, the second's.
+            bias = np.full(len(weight), -ABSENT_CLASS_LOGIT)
+            coef, intercept = regression.coef_, regression.intercept_
+            if len(regression.classes_) == 2:
+                coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+            weight[regression.classes_], bias[regression.classes_] = coef, intercept
+            iterations = int(np.max(regression.n_iter_))
+            _LOGISTIC_FITS[key] = weight, bias, {"C": self.logistic_c, "train_rows": int(len(labels)),
+                                                 "iterations": iterations,
+                                                 "converged": iterations < LOGISTIC_MAX_ITER}
+        weight, bias, summary = _LOGISTIC_FITS[key]
+        self.logistic_weight.copy_(torch.from_numpy(weight))
+        self.logistic_bias.copy_(torch.from_numpy(bias))
+        self.logistic_fitted.fill_(True)
+        return dict(summary)
