@@ -18,7 +18,8 @@ each actor's own clips, the test actors' included. That one is transductive: it 
 unlabelled recordings of the test speaker.
 `--ensemble K` trains K models per run (seeds seed, seed + 1000, ...) and scores their mean probabilities.
 `--logistic-c C ...` also scores, per run, the same trained MLP with a logistic-regression member of each C
-(`null`: the MLP alone), fitted on the rows the kept MLP trained on: one MLP training serves every C.
+(`null`: the MLP alone), fitted on the rows the kept MLP trained on, and that member alone: one MLP training
+serves every C.
 `--partition validation` scores the validation clips instead of the test clips, to choose such a value
 without the test folds; it needs `-S archs.whisper_mlp.train.refit=false` (a refit trains on them).
 """
@@ -84,6 +85,17 @@ def with_logistic_member(card: dict, state: dict, c: float | None, data, device)
     if c is not None:
         fit_closed_form_members(model, data, card["standardization"], card["train_recipe"])
     return model.to(device).eval()
+
+
+class LogisticMemberAlone(torch.nn.Module):
+    """A model's logistic-regression member, scored without its MLP."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features):
+        return self.model.logistic_logits(features)
 
 
 def summarized(scored: list[dict], seconds: float) -> dict:
@@ -162,7 +174,8 @@ def main():
         if args.partition == "validation" and arch_params["train"].get("refit"):
             raise SystemExit("--partition validation: the refit trains on the validation clips; "
                              "add -S archs.whisper_mlp.train.refit=false")
-        members = {None: None, **{f"logistic_c={c}": None if c == "null" else float(c) for c in args.logistic_c}}
+        members = {None: None, **{f"logistic_c={c}": None if c == "null" else float(c) for c in args.logistic_c},
+                   **{f"logistic_c={c} alone": float(c) for c in args.logistic_c if c != "null"}}
         scored, started = {suffix: [] for suffix in members}, time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             probabilities = dict.fromkeys(members, 0)
@@ -178,6 +191,8 @@ def main():
                 for suffix, c in members.items():
                     model = (restore_model(card, state, device) if suffix is None
                              else with_logistic_member(card, state, c, kept_data, device))
+                    if suffix and suffix.endswith(" alone"):
+                        model = LogisticMemberAlone(model)
                     _, actual, logits = partition_logits(model, features, index, assignment, card["standardization"],
                                                          device, partition=args.partition)
                     probabilities[suffix] = probabilities[suffix] + torch.softmax(logits, dim=1).numpy()

@@ -155,7 +155,9 @@ def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     assert "within their tolerance" in run(check, repo, env)
     params_text = (repo / "params.yaml").read_text()
     params = yaml.safe_load(params_text)
-    params["archs"]["whisper_mlp"]["train"]["lr"] = 1e-9      # a model that cannot learn
+    # A model that cannot learn: an MLP that barely moves and no closed-form logistic member beside it.
+    params["archs"]["whisper_mlp"]["train"]["lr"] = 1e-9
+    params["archs"]["whisper_mlp"]["model"]["logistic_c"] = None
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], repo, env)
     failed = subprocess.run(check, cwd=repo, env=env, capture_output=True, text=True)

@@ -118,9 +118,13 @@ class WhisperMLP(nn.Module):
         logits = self.classify(self.embed(features))
         if self.logistic_c is None or not bool(self.logistic_fitted):
             return logits
-        linear = self.selected(features).flatten(1) @ self.logistic_weight.T + self.logistic_bias
         # Returned as log-probabilities, which any caller's softmax or argmax reads as logits.
-        return torch.log((logits.softmax(1) + linear.softmax(1)) / 2)
+        # (Floored, so a class both members rule out stays finite.)
+        return torch.log(((logits.softmax(1) + self.logistic_logits(features).softmax(1)) / 2).clamp_min(1e-30))
+
+    def logistic_logits(self, features):
+        """The logistic-regression member's logits alone."""
+        return self.selected(features).flatten(1) @ self.logistic_weight.T + self.logistic_bias
 
     def fit_logistic(self, inputs: torch.Tensor, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
         """Fit the logistic-regression member on standardized training `inputs` (the cache's shape) and their
