@@ -18,8 +18,8 @@ each actor's own clips, the test actors' included. That one is transductive: it 
 unlabelled recordings of the test speaker.
 `--ensemble K` trains K models per run (seeds seed, seed + 1000, ...) and scores their mean probabilities.
 `--logistic-c C ...` also scores, per run, the same trained MLP with a logistic-regression member of each C
-(`null`: the MLP alone), fitted on the rows the kept MLP trained on, and that member alone: one MLP training
-serves every C.
+(`null`: the MLP alone), fitted on the rows the kept MLP trained on, and each member alone (the default's
+C too): one MLP training serves every C.
 `--partition validation` scores the validation clips instead of the test clips, to choose such a value
 without the test folds; it needs `-S archs.whisper_mlp.train.refit=false` (a refit trains on them).
 """
@@ -174,8 +174,11 @@ def main():
         if args.partition == "validation" and arch_params["train"].get("refit"):
             raise SystemExit("--partition validation: the refit trains on the validation clips; "
                              "add -S archs.whisper_mlp.train.refit=false")
+        # Each C's member is also scored alone, the default's C too (the entry without a suffix holds it).
+        default_c = arch_params["model"].get("logistic_c")
+        alone = [c for c in args.logistic_c if c != "null"] + ([f"{default_c:g}"] if args.logistic_c and default_c else [])
         members = {None: None, **{f"logistic_c={c}": None if c == "null" else float(c) for c in args.logistic_c},
-                   **{f"logistic_c={c} alone": float(c) for c in args.logistic_c if c != "null"}}
+                   **{f"logistic_c={c} alone": float(c) for c in dict.fromkeys(alone)}}
         scored, started = {suffix: [] for suffix in members}, time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             probabilities = dict.fromkeys(members, 0)
