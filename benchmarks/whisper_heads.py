@@ -44,8 +44,8 @@ from ser.features.whisper import normalize_per_clip
 from ser.io import read_json, write_json
 from ser.params import load_params, set_param
 from ser.split import make_split, repeat_seed, runs_of
-from ser.training import (fit_closed_form_members, fit_standardization, partition_logits, partition_rows, pick_device,
-                          refit_rows, train_model, training_batches)
+from ser.training import (final_model_rows, fit_closed_form_members, fit_standardization, partition_logits,
+                          pick_device, train_model, training_batches)
 
 # name: (model params, train params) over archs.whisper_mlp's; each says whether it trains on the copies,
 # so a variant means the same whatever the default is.
@@ -176,21 +176,20 @@ def main():
                              "add -S archs.whisper_mlp.train.refit=false")
         # Each C's member is also scored alone, the default's C too (the entry without a suffix holds it).
         default_c = arch_params["model"].get("logistic_c")
-        alone = [c for c in args.logistic_c if c != "null"] + ([f"{default_c:g}"] if args.logistic_c and default_c else [])
+        alone = [float(c) for c in args.logistic_c if c != "null"] + ([default_c] if args.logistic_c and default_c else [])
         members = {None: None, **{f"logistic_c={c}": None if c == "null" else float(c) for c in args.logistic_c},
-                   **{f"logistic_c={c} alone": float(c) for c in dict.fromkeys(alone)}}
+                   **{f"logistic_c={c:g} alone": c for c in dict.fromkeys(alone)}}
         scored, started = {suffix: [] for suffix in members}, time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             probabilities = dict.fromkeys(members, 0)
+            kept_data = (training_batches(features, index, assignment,
+                                          final_model_rows(index, assignment, arch_params["train"]))
+                         if args.logistic_c else None)
             for member in range(args.ensemble):
                 state, card = train_model("whisper_mlp", arch_params, features, index, assignment,
                                           seed=repeat_seed(params["train"]["seed"], repeat) + 1000 * member,
                                           batch_size=params["train"]["batch_size"], device=device,
                                           standardize_per=recipe["standardize"], progress=False)
-                kept = (refit_rows(index, assignment, copies=arch_params["train"]["augmented_copies"])
-                        if arch_params["train"].get("refit") else
-                        partition_rows(index, assignment, copies=arch_params["train"]["augmented_copies"])["train"])
-                kept_data = training_batches(features, index, assignment, kept) if args.logistic_c else None
                 for suffix, c in members.items():
                     model = (restore_model(card, state, device) if suffix is None
                              else with_logistic_member(card, state, c, kept_data, device))

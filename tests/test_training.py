@@ -152,7 +152,7 @@ def test_a_negative_regularizer_is_refused_by_name(option):
 @pytest.mark.parametrize("refit", [False, True])
 def test_logistic_member_fits_the_kept_rows_beside_an_unchanged_mlp(refit):
     from sklearn.linear_model import LogisticRegression
-    from ser.training import class_weight_values, labels_for, partition_rows
+    from ser.training import class_weight_values, final_model_rows, labels_for, partition_rows
 
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
@@ -169,6 +169,7 @@ def test_logistic_member_fits_the_kept_rows_beside_an_unchanged_mlp(refit):
 
     # The member is scikit-learn's fit of the rows the kept MLP trained on, standardized as it was.
     rows = np.sort(refit_rows(index, split, copies=True) if refit else partition_rows(index, split)["train"])
+    assert np.array_equal(np.sort(final_model_rows(index, split, plain["train"])), rows)
     assert card["logistic"]["train_rows"] == len(rows) and card["logistic"]["converged"]
     assert not set(index["clip_id"].iloc[rows]) & set(split.loc[split["partition"] == "test", "clip_id"])
     mean, std = (np.asarray(card["standardization"][k]) for k in ("mean", "std"))

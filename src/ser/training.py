@@ -331,6 +331,15 @@ def refit_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool) -> 
     return partition_rows(index, merged, copies=copies)["train"]
 
 
+def final_model_rows(index: pd.DataFrame, assignments: pd.DataFrame, recipe: dict) -> np.ndarray:
+    """The cache rows that the model `train_model` returns trained on under `recipe` (its `train` params):
+    the refit's training and validation clips, or the training clips alone, with their copies as the recipe says."""
+    copies = recipe.get("augmented_copies", True)
+    if recipe.get("refit", False):
+        return refit_rows(index, assignments, copies=copies)
+    return partition_rows(index, assignments, copies=copies)["train"]
+
+
 def refit_model(arch: str, arch_params: dict, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
                 *, seed: int, batch_size: int, device, standardize_per: str, learning_rates: list[float],
                 logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict]:
