@@ -1,6 +1,6 @@
 """Stage cross_corpus@<name>: the trained model (every run of models/, as one ensemble) on another corpus.
 
-    python stages/cross_corpus.py <name>     # a key of cross_corpus.corpora in params.yaml
+    python stages/cross_corpus.py <name>     # a name in cross_corpus.corpora, described under corpora in params.yaml
 
 Writes reports/cross_corpus/<name>.json (DVC metrics: shared-class accuracy, UA and macro F1, EmoBox's
 4-class accuracy and UA), <name>_predictions.json (DVC's confusion plot) and <name>_confusion.png, and
@@ -26,12 +26,20 @@ def main():
     name = sys.argv[1]
     params = load_params()
     options = params["cross_corpus"]
-    if name not in options["corpora"]:
-        raise KeyError(f"cross_corpus.corpora has no corpus {name!r} (it has {sorted(options['corpora'])})")
+    if name not in options["corpora"] or name not in (params.get("corpora") or {}):
+        raise KeyError(f"{name!r} must be named in cross_corpus.corpora ({options['corpora']}) and described under "
+                       f"corpora ({sorted(params.get('corpora') or {})})")
     set_torch_threads(params["cores"])
     predictor = Predictor("models", device=params["train"]["device"], detect_speech=False)  # every file is speech
-    result = score_corpus(predictor, options["corpora"][name], options["standardize_on"],
-                          options["skip_bad_files"], name)
+    # Cross-corpus means models that never heard the corpus: under leave_one_corpus_out, its own fold's.
+    unheard = [i for i, card in enumerate(predictor.cards) if name not in card["split"].get("train_corpora", [])]
+    if not unheard:
+        raise ValueError(f"every run model in models/ trained on {name} (split.also_train_on): scoring it there is "
+                         f"not cross-corpus; remove {name} from cross_corpus.corpora or from split.also_train_on")
+    predictor.keep_runs(unheard)
+    # The copy the download stage checked and made, inside the workspace.
+    spec = {**params["corpora"][name], "folder": f"data/corpora/{name}"}
+    result = score_corpus(predictor, spec, options["standardize_on"], options["skip_bad_files"], name)
     predictions = result.pop("predictions")
     card = predictor.card
     metrics = {"corpus": name, "arch": card["arch"], "protocol": card["split"]["protocol"], **result}

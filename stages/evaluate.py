@@ -13,6 +13,8 @@ import pandas as pd
 
 from ser.checkpoint import load_checkpoint, run_model_dir
 from ser.corpus import EMOTIONS
+from ser.adaptation import run_view
+from ser.corpus_holdout import score_run, summarize
 from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
 from ser.features import load_feature_cache
 from ser.io import read_json, write_json
@@ -26,14 +28,19 @@ def main():
     params = load_params()
     set_torch_threads(params["cores"])
     device = pick_device(params["train"]["device"])
-    features, index, _ = load_feature_cache("data/features")
+    if params["split"]["protocol"] == "leave_one_corpus_out":
+        return evaluate_corpus_holdout(params, device)
+    features, index, recipe = load_feature_cache("data/features")
     runs = runs_of(pd.read_parquet("data/split.parquet"))
     names = run_names(runs)
     scored, records, pooled_actual, pooled_predicted = [], [], [], []
     for (repeat, fold), assignment in runs.items():
         model, card = load_checkpoint(run_model_dir("models", names[repeat, fold]), device=device)
-        rows, actual, predicted = predict_partition(model, features, index, assignment, card["standardization"],
-                                                    device)
+        # A model trained within groups sees its test clips as it saw its training: each group on its statistics.
+        adaptation = card.get("adaptation")
+        seen, standardization = ((run_view(features, index, assignment, adaptation["within"], recipe["standardize"]),
+                                  adaptation["after"]) if adaptation else (features, card["standardization"]))
+        rows, actual, predicted = predict_partition(model, seen, index, assignment, standardization, device)
         scores = classification_metrics(actual, predicted)
         scored.append({"repeat": repeat, "fold": fold, "split_seed": card["split"]["split_seed"],
                        "train_seed": card["seed"], "test_actors": card["split"]["test_actors"],
@@ -66,6 +73,49 @@ def main():
     plot_confusion(actual, predicted, f"reports/figures/{split['protocol']}/{card['arch']}_confusion.png", title=title)
     print(f"evaluate: accuracy {metrics['accuracy']:.4f}{spread}, macro F1 {metrics['macro_f1']:.4f} "
           f"± {metrics['macro_f1_std']:.4f} over {repeats} repeat(s) of {metrics['n_test']} test clips")
+
+
+def evaluate_corpus_holdout(params: dict, device) -> None:
+    """Each fold's model on its left-out corpus, batch-adapted and one recording at a time (ser.corpus_holdout)."""
+    features, index, _ = load_feature_cache("data/features")
+    assignments = pd.read_parquet("data/split.parquet")
+    within = params["adaptation"]["within"]
+    runs = runs_of(assignments)
+    names = run_names(runs)
+    scored, records = [], []
+    for (repeat, fold), assignment in runs.items():
+        model, card = load_checkpoint(run_model_dir("models", names[repeat, fold]), device=device)
+        scores, clips = score_run(model, card, features, index, assignment, device)
+        corpus = card["split"]["test_corpus"]
+        scored.append({"repeat": repeat, "fold": fold, "corpus": corpus, "train_seed": card["seed"],
+                       "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"],
+                       "validation_accuracy": card["best_validation_accuracy"], **scores})
+        records += [{**clip, "repeat": repeat, "corpus": corpus} for clip in clips]
+    # What variants are chosen on: the training corpora's validation speakers (8 classes), never a left-out corpus.
+    validation = float(np.mean([run["validation_accuracy"] for run in scored]))
+    metrics = {**summarize(scored), "validation_accuracy": validation, "arch": card["arch"],
+               "protocol": "leave_one_corpus_out",
+               "standardize_within": within, "device": card["device"], "runs": scored}
+    write_json("reports/metrics.json", metrics)
+    write_json(f"reports/results/leave_one_corpus_out/{card['arch']}.json",
+               result_record(metrics, read_json("reports/train/metrics.json")))
+    write_json("reports/predictions.json", records)
+    actual = np.array([EMOTIONS.index(r["actual"]) for r in records])
+    predicted = np.array([EMOTIONS.index(r["predicted"]) for r in records])
+    batch, single = metrics["batch"], metrics["single"]
+    title = (f"{card['arch']}, leave one corpus out ({', '.join(metrics['corpora'])}; within {within}): 4-class UA "
+             f"{100 * batch['four_class_ua']:.2f} batch-adapted, {100 * single['four_class_ua']:.2f} one recording "
+             f"at a time (pooled below, batch-adapted)")
+    plot_confusion(actual, predicted, "reports/confusion_matrix.png", title=title)
+    plot_confusion(actual, predicted, f"reports/figures/leave_one_corpus_out/{card['arch']}_confusion.png", title=title)
+    for corpus, entry in metrics["corpora"].items():
+        print(f"evaluate: {corpus}: 4-class UA {100 * entry['batch']['four_class_ua']:.2f} "
+              f"± {100 * entry['batch']['four_class_ua_std']:.2f} batch-adapted, "
+              f"{100 * entry['single']['four_class_ua']:.2f} ± {100 * entry['single']['four_class_ua_std']:.2f} "
+              f"one at a time ({entry['batch']['n']} files)")
+    print(f"evaluate: mean over corpora: 4-class UA {100 * batch['four_class_ua']:.2f} ± "
+          f"{100 * batch['four_class_ua_std']:.2f} batch-adapted, {100 * single['four_class_ua']:.2f} ± "
+          f"{100 * single['four_class_ua_std']:.2f} one at a time, over {metrics['repeats']} repeat(s)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage prepare: decode the RAVDESS file names into data/manifest.parquet."""
+"""Stage prepare: decode the RAVDESS file names, and each other corpus's label and speaker rules, into
+data/manifest.parquet."""
 
 import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
 
@@ -9,11 +10,19 @@ from ser.stages import run_stage
 
 
 def main():
-    params = load_params()["prepare"]
-    manifest, skipped = build_manifest("data/raw", skip_bad_files=params["skip_bad_files"])
+    params = load_params()
+    described = params.get("corpora") or {}
+    unknown = [name for name in params["prepare"]["corpora"] if name not in described]
+    if unknown:
+        raise KeyError(f"prepare.corpora names {unknown}, which params.yaml does not describe under corpora "
+                       f"(it has {sorted(described)})")
+    corpora = {name: described[name] for name in params["prepare"]["corpora"]}
+    manifest, skipped = build_manifest("data/raw", skip_bad_files=params["prepare"]["skip_bad_files"],
+                                       corpora=corpora, corpora_dir="data/corpora")
     write_parquet("data/manifest.parquet", manifest)
     write_parquet("data/skipped.parquet", skipped)
-    print(f"manifest: {len(manifest)} clips ({manifest['vocal_channel'].value_counts().to_dict()}), "
+    print(f"manifest: {len(manifest)} clips ({manifest['corpus'].value_counts().to_dict()}, "
+          f"{manifest['vocal_channel'].value_counts().to_dict()}), "
           f"{len(skipped)} skipped")
 
 

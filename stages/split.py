@@ -17,10 +17,14 @@ def main():
     write_parquet("data/split.parquet", split)
     runs = runs_of(split)
     names = run_names(runs)
+    by_corpus = params["protocol"] == "leave_one_corpus_out"
     described = {names[run] or "all":
                  {"clips": assignment.groupby("partition").size().to_dict(),
-                  "actors": {p: sorted(int(a) for a in g["actor"].unique())
-                             for p, g in assignment.groupby("partition")}}
+                  **({"corpora": {p: sorted(g["corpus"].unique()) for p, g in assignment.groupby("partition")},
+                      "speakers": {p: sorted(g["speaker"].unique()) for p, g in assignment.groupby("partition")}}
+                     if by_corpus else
+                     {"actors": {p: sorted(int(a) for a in g["actor"].unique())
+                                 for p, g in assignment.groupby("partition")}})}
                  for run, assignment in runs.items()}
     summary = {"protocol": params["protocol"], "subset": params["subset"], "repeats": params.get("repeats", 1)}
     summary.update(described["all"] if len(described) == 1 else {"runs": described})

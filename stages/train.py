@@ -7,15 +7,17 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import time
 
+import numpy as np
 import pandas as pd
 from dvclive import Live
 
+from ser.adaptation import compose, effective_within, run_view
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.features import load_feature_cache
 from ser.params import load_params, selected_arch
 from ser.split import repeat_seed, run_names, runs_of
 from ser.stages import run_stage
-from ser.training import pick_device, set_torch_threads, train_model
+from ser.training import fit_standardization, final_model_rows, pick_device, set_torch_threads, train_model
 
 
 def main():
@@ -35,21 +37,38 @@ def main():
         raise
     runs = runs_of(assignments)
     names = run_names(runs)
+    per = recipe.get("standardize", "channel")
+    by_corpus = params["split"]["protocol"] == "leave_one_corpus_out"
     with live:
         started = time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             name = names[repeat, fold]
             seed = repeat_seed(options["seed"], repeat)
-            state, card = train_model(arch, arch_params, features, index, assignment, seed=seed,
+            within = effective_within(params["adaptation"]["within"], assignment)
+            trained_on = run_view(features, index, assignment, within, per)
+            state, card = train_model(arch, arch_params, trained_on, index, assignment, seed=seed,
                                       batch_size=options["batch_size"], device=device,
-                                      standardize_per=recipe.get("standardize", "channel"), logger=live,
+                                      standardize_per=per, logger=live,
                                       metric_prefix=f"{name}/" if name else "")
             card["feature_recipe"] = recipe
+            tested = assignment[assignment["partition"] == "test"]
             card["split"] = {"protocol": params["split"]["protocol"], "subset": params["split"]["subset"],
                              "repeat": repeat, "fold": fold, "runs": len(runs),
-                             "split_seed": repeat_seed(params["split"]["seed"], repeat),
-                             "test_actors": sorted(int(a) for a in assignment.loc[assignment["partition"] == "test",
-                                                                                 "actor"].unique())}
+                             "split_seed": repeat_seed(params["split"]["seed"], repeat)}
+            trained = assignment[assignment["partition"] != "test"]
+            # What a user of the model needs to know it was trained on (RAVDESS alone in an older split).
+            card["split"]["train_corpora"] = sorted(trained["corpus"].unique()) if "corpus" in trained else ["ravdess"]
+            if by_corpus:
+                card["split"]["test_corpus"] = str(tested["corpus"].iloc[0])
+            else:
+                card["split"]["test_actors"] = sorted(int(a) for a in tested["actor"].unique())
+            if within != "none":
+                # A lone recording has no group: the raw statistics of the rows the model trained on stand in.
+                prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, arch_params["train"])),
+                                            per=per)
+                card["adaptation"] = {"within": within, "prior": prior, "after": card["standardization"],
+                                      "prior_files": params["adaptation"]["prior_files"]}
+                card["standardization"] = compose(prior, card["standardization"])
             save_checkpoint(run_model_dir("models", name), state, card)
             print(f"train: {name or 'model'} (seed {seed}): best validation accuracy "
                   f"{card['best_validation_accuracy']:.4f} at epoch {card['best_epoch']}/{card['epochs_run']} on {device}")

@@ -38,16 +38,21 @@ def repo(tmp_path_factory):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["download"]["source"] = str(base / "mirror")
+    # Relative folders beside the repository, as params.yaml's own (../shared/...): they must work in a queued
+    # experiment too, which runs in a copy of the workspace under .dvc/tmp/exps/.
+    params["download"]["source"] = "../mirror"
     params["archs"]["whisper_mlp"]["features"]["model"] = "Systran/faster-whisper-tiny.en"
     params["archs"]["whisper_mlp"]["train"]["epochs"] = 4
     params["archs"]["cnn_gru_attn"]["train"]["epochs"] = 2
     # Four repeats: with two, t(0.995, 1) = 64 makes any drift tolerance too wide to catch anything.
     params["split"]["repeats"] = 4
     make_folder_corpus(base / "tones")
-    params["cross_corpus"]["corpora"] = {"tones": {
-        "folder": str(base / "tones"), "label": {"folder": True},
+    params["corpora"] = {"tones": {
+        "folder": "../tones", "label": {"folder": True}, "speaker": {"pattern": "take_(?P<speaker>[0-9]+)"},
         "classes": {label: (None if label == "bored" else label) for label in FOLDER_CORPUS_EMOTIONS}}}
+    params["prepare"]["corpora"] = []  # RAVDESS alone until the leave-one-corpus-out test
+    params["cross_corpus"]["corpora"] = ["tones"]
+    params["split"]["leave_one_corpus_out"]["corpora"] = ["ravdess", "tones"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "SER_DOWNLOAD_SOURCE"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -170,32 +175,38 @@ def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
 
 def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(repo):
     repo, env = repo
-    folder = Path(yaml.safe_load((repo / "params.yaml").read_text())["cross_corpus"]["corpora"]["tones"]["folder"])
+    folder = repo.parent / "tones"
     params_text = (repo / "params.yaml").read_text()
     broken = folder / "sad" / "take_9.wav"
     broken.write_text("not audio")
     try:
+        # A corpus folder outside the workspace is a param, not a dep (as download.source): its copy is re-made
+        # on demand, and then read inside the workspace.
+        run(["dvc", "repro", "-f", "-s", "download"], repo, env)
         failed = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
-        assert failed.returncode != 0 and f"{broken}" in failed.stderr and "skip_bad_files" in failed.stderr
+        copied = Path("data/corpora/tones/sad/take_9.wav")
+        assert failed.returncode != 0 and f"{copied}" in failed.stderr and "skip_bad_files" in failed.stderr
         assert not (repo / "reports/cross_corpus/tones.json").exists()  # nothing half-written
         params = yaml.safe_load(params_text)
         params["cross_corpus"]["skip_bad_files"] = True
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert stages_run(run(["dvc", "repro"], repo, env)) == ["cross_corpus@tones"]
         skipped = json.loads((repo / "reports/cross_corpus/tones.json").read_text())["skipped"]
-        assert [entry["path"] for entry in skipped] == [str(broken)]
+        assert [entry["path"] for entry in skipped] == [str(copied)]
     finally:
         broken.unlink()
         (repo / "params.yaml").write_text(params_text)
+    run(["dvc", "repro", "-f", "-s", "download"], repo, env)
     run(["dvc", "repro"], repo, env)
     assert "reports/cross_corpus/tones.json" in json.loads(run(["dvc", "metrics", "show", "--json"], repo, env))[""][
         "data"]
     # A class-map edit re-runs this stage alone, and `dvc metrics diff` shows what moved against the commit.
     params = yaml.safe_load(params_text)
-    params["cross_corpus"]["corpora"]["tones"]["classes"]["sad"] = None
+    params["corpora"]["tones"]["classes"]["sad"] = None
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        assert stages_run(run(["dvc", "repro"], repo, env)) == ["cross_corpus@tones"]
+        # download and prepare read every corpus description; neither output changes, so nothing else re-runs.
+        assert stages_run(run(["dvc", "repro"], repo, env)) == ["download", "prepare", "cross_corpus@tones"]
         diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo, env))
         assert diff["reports/cross_corpus/tones.json"]["files"] == {"old": 12, "new": 9, "diff": -3}
     finally:
@@ -264,3 +275,58 @@ def test_actor_kfold_reuses_features_and_reports_every_fold(repo):
     # The run models predict as one ensemble.
     clip = sorted((repo.parent / "mirror").rglob("*.flac"))[0]
     assert "\t" in run(["ser", "predict", str(clip)], repo, env)
+
+
+def test_leave_one_corpus_out_trains_on_the_others_and_scores_each_corpus(repo):
+    import pandas as pd
+
+    repo, env = repo
+    output = run(["dvc", "exp", "run", "-S", "split.protocol=leave_one_corpus_out", "-S", "prepare.corpora=[tones]",
+                  "-S", "split.repeats=2"], repo, env)
+    assert {"prepare", "split", "train", "evaluate"} <= set(stages_run(output))
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["protocol"] == "leave_one_corpus_out" and metrics["standardize_within"] == "corpus"
+    assert list(metrics["corpora"]) == ["ravdess", "tones"] and metrics["repeats"] == 2
+    assert metrics["corpora"]["ravdess"]["batch"]["n"] == 64 and metrics["corpora"]["tones"]["single"]["n"] == 12
+    for mode in ("batch", "single"):  # a repeat's score is the mean over its corpora
+        runs = [run[mode]["four_class_ua"] for run in metrics["runs"]]
+        assert metrics[mode]["four_class_ua"] == pytest.approx(sum(runs) / len(runs))
+        assert 0 <= metrics[mode]["four_class_ua"] <= 1
+    assert json.loads((repo / "reports/results/leave_one_corpus_out/whisper_mlp.json").read_text())["commit"]
+
+    # No speaker, and no clip of the tested corpus, on the training side; validation from the training corpora.
+    split = pd.read_parquet(repo / "data/split.parquet")
+    for (repeat, fold), assignment in split.groupby(["repeat", "fold"]):
+        tested = assignment[assignment["partition"] == "test"]
+        other = assignment[assignment["partition"] != "test"]
+        assert tested["corpus"].nunique() == 1 and tested["corpus"].iloc[0] not in set(other["corpus"])
+        assert not set(tested["speaker"]) & set(other["speaker"])
+        validation = assignment[assignment["partition"] == "validation"]
+        assert len(validation) and not set(validation["speaker"]) & set(assignment.loc[
+            assignment["partition"] == "train", "speaker"])
+    card = json.loads((repo / "models/repeat_1/fold_2/model.json").read_text())
+    assert card["split"]["test_corpus"] == "tones" and card["split"]["train_corpora"] == ["ravdess"]
+    assert card["adaptation"]["within"] == "corpus" and card["adaptation"]["prior_files"] == 5
+
+    # `ser predict --adapt all` standardizes the folder on its own statistics; one file alone keeps the old path.
+    folder = repo / "data/corpora/tones"
+    adapted = json.loads(run(["ser", "predict", str(folder), "--adapt", "all", "--no-speech-check", "--json",
+                              "--csv", str(repo.parent / "adapted.csv")], repo, env).split("\nwrote")[0])
+    alone = json.loads(run(["ser", "predict", str(folder), "--no-speech-check", "--json",
+                            "--csv", str(repo.parent / "alone.csv")], repo, env).split("\nwrote")[0])
+    assert len(adapted) == len(alone) == 15 and all(r["status"] == "predicted" for r in adapted)
+    assert [r["probabilities"] for r in adapted] != [r["probabilities"] for r in alone]
+
+
+def test_a_queued_experiment_runs_with_relative_corpus_folders(repo):
+    repo, env = repo
+    run(["git", "checkout", "--", "."], repo, env)  # the committed baseline's params and lock
+    run(["dvc", "checkout"], repo, env)
+    # params.yaml names its corpora by relative folders (../mirror, ../tones), as the real one does (../shared/...).
+    run(["dvc", "exp", "run", "--queue", "-S", "train.seed=101"], repo, env)
+    output = run(["dvc", "exp", "run", "--run-all"], repo, env)
+    status = run(["dvc", "queue", "status"], repo, env)
+    assert "Success" in status and "Failed" not in status, output + status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env))
+    experiments = [exp for row in shown for exp in (row.get("experiments") or [])]
+    assert any("cross_corpus" in json.dumps(exp) and "tones.json" in json.dumps(exp) for exp in experiments)

@@ -207,3 +207,73 @@ def test_run_names_are_folders_and_curve_prefixes():
     assert run_names([(r, f) for r in (1, 2) for f in (1, 2)])[2, 1] == "repeat_2/fold_1"
     with pytest.raises(ValueError, match="split.repeats"):
         make_split(MANIFEST, {**kfold_params(), "repeats": 0})
+
+
+def several_corpora_manifest() -> pd.DataFrame:
+    """RAVDESS's names beside three small corpora of other speakers, as prepare writes them."""
+    ravdess = MANIFEST.assign(corpus="ravdess", speaker=[f"ravdess/{a:02d}" for a in MANIFEST["actor"]])
+    others = []
+    for corpus, speakers in (("emodb", 10), ("emovo", 6), ("turev", 6)):
+        for speaker in range(speakers):
+            for number, emotion in enumerate(("angry", "happy", "neutral", "sad") * 3):
+                others.append({"clip_id": f"{corpus}_{speaker}_{number}", "corpus": corpus,
+                               "speaker": f"{corpus}/{speaker}", "emotion": emotion, "vocal_channel": "speech",
+                               "actor": pd.NA, "gender": None})
+    manifest = pd.concat([ravdess, pd.DataFrame(others)], ignore_index=True)
+    return manifest.astype({"actor": "Int64"})
+
+
+SEVERAL = several_corpora_manifest()
+LOCO = {"protocol": "leave_one_corpus_out", "seed": 42, "repeats": 2, "validation_fraction": 0.1,
+        "leave_one_corpus_out": {"corpora": ["ravdess", "emodb", "emovo", "turev"], "subset": "speech"}}
+
+
+def test_leave_one_corpus_out_never_puts_a_corpus_or_speaker_on_both_sides():
+    split = make_split(SEVERAL, LOCO)
+    assert sorted(split["repeat"].unique()) == [1, 2] and sorted(split["fold"].unique()) == [1, 2, 3, 4]
+    for (repeat, fold), assignment in split.groupby(["repeat", "fold"]):
+        tested = assignment[assignment["partition"] == "test"]
+        training = assignment[assignment["partition"] == "train"]
+        validation = assignment[assignment["partition"] == "validation"]
+        assert set(tested["corpus"]) == {LOCO["leave_one_corpus_out"]["corpora"][fold - 1]}
+        assert not set(tested["corpus"]) & (set(training["corpus"]) | set(validation["corpus"]))
+        # Validation speakers come from every training corpus, and never train.
+        assert set(validation["corpus"]) == set(training["corpus"])
+        assert not set(validation["speaker"]) & set(training["speaker"])
+        assert not set(tested["speaker"]) & (set(training["speaker"]) | set(validation["speaker"]))
+        assert (tested["vocal_channel"] == "speech").all()  # RAVDESS's song is outside the subset
+        # The proof on the cache's rows: nothing of a tested clip is a training row.
+        index = pd.DataFrame({"clip_id": assignment["clip_id"], "copy": 0})
+        rows = partition_rows(index, assignment)
+        assert not set(index["clip_id"].iloc[rows["train"]]) & set(tested["clip_id"])
+    # Seeded: the same params give the same split; each repeat draws its own validation speakers.
+    pd.testing.assert_frame_equal(split, make_split(SEVERAL, LOCO))
+    first, second = (split[(split["repeat"] == r) & (split["partition"] == "validation")] for r in (1, 2))
+    assert set(first["speaker"]) != set(second["speaker"])
+
+
+def test_in_corpus_protocols_split_ravdess_alone_whatever_else_the_manifest_holds():
+    params = {"protocol": "random", "subset": "all", "test_fraction": 0.2, "test_actors": [], "seed": 42,
+              "validation_fraction": 0.1, "validation_by": "actor", "repeats": 1}
+    pd.testing.assert_frame_equal(make_split(SEVERAL, params), make_split(MANIFEST, params))
+
+
+def test_leave_one_corpus_out_names_a_corpus_the_manifest_lacks():
+    params = {**LOCO, "leave_one_corpus_out": {"corpora": ["ravdess", "savee"], "subset": "speech"}}
+    with pytest.raises(ValueError, match=r"unknown: \['savee'\]"):
+        make_split(SEVERAL, params)
+
+
+def test_also_train_on_adds_other_corpora_to_training_only():
+    params = {"protocol": "actor_kfold", "subset": "all", "seed": 42, "validation_fraction": 0.1,
+              "validation_by": "actor", "repeats": 1,
+              "actor_kfold": {"folds": 3, "train_subset": "speech", "test_subset": "speech"}}
+    alone = make_split(SEVERAL, params)
+    both = make_split(SEVERAL, {**params, "also_train_on": ["emodb", "turev"]})
+    ravdess = both[both["corpus"] == "ravdess"].drop(columns=["corpus", "speaker"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ravdess, alone.astype({"actor": "Int64"}), check_dtype=False)
+    added = both[both["corpus"] != "ravdess"]
+    assert set(added["partition"]) == {"train"} and set(added["corpus"]) == {"emodb", "turev"}
+    assert len(added) == 3 * (10 + 6) * 12  # every clip of both, in each of the 3 folds
+    with pytest.raises(ValueError, match=r"also_train_on names \['savee'\]"):
+        make_split(SEVERAL, {**params, "also_train_on": ["savee"]})

@@ -1,6 +1,6 @@
 """The `ser` console command.
 
-    ser predict PATH... [--model models] [--json] [--csv FILE]
+    ser predict PATH... [--model models] [--adapt all|folder|REGEX] [--json] [--csv FILE]
     ser serve [--model models] [--host 127.0.0.1] [--port 7860]
 
 Each PATH is an audio file, or a folder whose audio files are all predicted
@@ -23,7 +23,7 @@ from .io import atomic_path
 
 
 def _predict(args) -> int:
-    from .predict import FAILED, Predictor, audio_files
+    from .predict import FAILED, Predictor, adaptation_groups, audio_files
 
     files, any_folder = [], False
     for name in args.paths:
@@ -42,7 +42,15 @@ def _predict(args) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    results = [predictor.predict_file(path) for path in files]
+    try:
+        groups = adaptation_groups(files, args.adapt)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = [None] * len(files)
+    for group in groups:
+        for position, result in zip(group, predictor.predict_group([files[i] for i in group])):
+            results[position] = result
     for result in results:
         if result.status == FAILED:
             print(f"error: {result.error}", file=sys.stderr)
@@ -83,6 +91,11 @@ def main(argv=None) -> int:
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--window", type=float, default=6.0,
                          help="seconds per window for long recordings; window probabilities are averaged")
+    predict.add_argument("--adapt", metavar="GROUPS", default=None,
+                         help="standardize each group of recordings on its own statistics (no label is read): all "
+                              "(every file given), folder (a group per folder), or a regular expression whose first "
+                              "group, read from each file name, names the speaker or site (e.g. '^(\\d+)_'); "
+                              "default: every file alone, with the training statistics")
     predict.add_argument("--no-speech-check", action="store_true",
                          help="give an emotion even where the voice activity detector finds no speech")
     serve = commands.add_parser("serve", help="a web page to upload or record a clip and see the probabilities")

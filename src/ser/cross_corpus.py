@@ -19,108 +19,21 @@ of the folder whatever its label: unsupervised adaptation, no target label is us
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .corpora import BadCorpusSpec, LabelledCorpus, audio_files, labelled_corpus, read_label, verify_checksums  # noqa: F401
 from .corpus import EMOTIONS
-from .predict import Predictor, audio_files
-from .training import fit_standardization, standardization_tensors
+from .predict import Predictor
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
 FOLDED = {"calm": "neutral"}
 OUTSIDE = "other"  # a predicted class the corpus lacks (surprised, for EmoDB)
 STANDARDIZE_ON = ("corpus", "training")
-
-
-class BadCorpusSpec(ValueError):
-    """A corpus description, folder or file that cannot be scored; the message names which."""
-
-
-@dataclass(frozen=True)
-class LabelledCorpus:
-    paths: list[Path]          # the files scored, sorted
-    emotions: list[str]        # each one's RAVDESS emotion
-    left_out: dict[str, int]   # label -> files left out for having no RAVDESS counterpart
-
-
-def read_label(path: Path, rule: dict) -> str:
-    """The label of one file by `rule` (see the module docstring)."""
-    stem = path.stem
-    if "position" in rule:
-        position = int(rule["position"])
-        if position >= len(stem):
-            raise BadCorpusSpec(f"{path}: name {stem!r} has no character at position {position}")
-        return stem[position]
-    if "separator" in rule:
-        fields = stem.split(rule["separator"])
-        index = int(rule["field"])
-        if index >= len(fields):
-            raise BadCorpusSpec(f"{path}: name {stem!r} has {len(fields)} fields split by "
-                                f"{rule['separator']!r}; the label is field {index}")
-        return fields[index]
-    if rule.get("folder"):
-        return path.parent.name
-    if "pattern" in rule:
-        match = re.search(rule["pattern"], stem)
-        if not match or "label" not in match.groupdict():
-            raise BadCorpusSpec(f"{path}: name {stem!r} does not match {rule['pattern']!r} "
-                                f"(with a group named label)")
-        return match.group("label")
-    raise BadCorpusSpec(f"label rule {rule!r}: give one of position, separator + field, folder or pattern")
-
-
-def verify_checksums(folder: Path, listing: str = "SHA256SUMS") -> int:
-    """Check every file `folder/listing` names against its SHA-256 (lines `<hex>  <name>`); the count.
-    A corpus without the listing is not checked (0)."""
-    sums = folder / listing
-    if not sums.exists():
-        return 0
-    checked = 0
-    for number, line in enumerate(sums.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        expected, _, name = line.strip().partition(" ")
-        name = name.strip().lstrip("*")
-        target = folder / name
-        if not target.exists():
-            raise BadCorpusSpec(f"{target}: listed in {sums} (line {number}) but missing")
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
-        if digest != expected.lower():
-            raise BadCorpusSpec(f"{target}: SHA-256 {digest[:12]}… differs from {sums} ({expected[:12]}…)")
-        checked += 1
-    return checked
-
-
-def labelled_corpus(folder: str | Path, label: dict, classes: dict) -> LabelledCorpus:
-    """Every audio file under `folder` with its RAVDESS emotion, by the corpus's `label` rule and `classes` map."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BadCorpusSpec(f"{folder}: no such corpus folder")
-    unknown = {target for target in classes.values() if target is not None and target not in EMOTIONS}
-    if unknown:
-        raise BadCorpusSpec(f"{folder}: classes map onto {sorted(unknown)}, which are not RAVDESS emotions "
-                            f"({', '.join(EMOTIONS)})")
-    paths, emotions, left_out = [], [], Counter()
-    for path in audio_files(folder):  # what `ser predict` reads
-        code = read_label(path, label)
-        if code not in classes:
-            raise BadCorpusSpec(f"{path}: label {code!r} is not in the corpus's classes ({sorted(classes)})")
-        if classes[code] is None:
-            left_out[code] += 1
-            continue
-        paths.append(path)
-        emotions.append(classes[code])
-    if not paths:
-        raise BadCorpusSpec(f"{folder}: no audio file with a label that maps onto RAVDESS's emotions")
-    return LabelledCorpus(paths, emotions, dict(left_out))
 
 
 def _folded(name: str) -> str:
@@ -206,10 +119,7 @@ def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus
     windows = [features[path] for path, _ in scored]
     own = None
     if standardize_on == "corpus":
-        stacked = torch.cat(list(features.values())).cpu().numpy()
-        per = predictor.card["feature_recipe"]["standardize"]
-        own = standardization_tensors(fit_standardization(stacked, np.arange(len(stacked)), per=per),
-                                      predictor.device)
+        own = predictor.group_standardizations(torch.cat(list(features.values())), files=len(features))
     per_window = predictor.window_probabilities(torch.cat(windows), own)
     probabilities = np.stack([part.mean(dim=0).cpu().numpy()
                               for part in torch.split(per_window, [len(w) for w in windows])])

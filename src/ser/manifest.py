@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from .audio import BadAudio, audio_info
+from .corpora import RAVDESS, manifest_rows
 from .corpus import AUDIO_EXTENSIONS, MalformedName, parse_name
 
-MANIFEST_COLUMNS = ["clip_id", "path", "vocal_channel", "emotion", "intensity", "statement",
+# `corpus` and `speaker` hold for every corpus (a speaker is "<corpus>/<id>", unique across corpora);
+# RAVDESS's own fields (intensity, statement, repetition, actor, gender) are empty for the others.
+MANIFEST_COLUMNS = ["clip_id", "path", "corpus", "speaker", "vocal_channel", "emotion", "intensity", "statement",
                     "repetition", "actor", "gender", "duration", "sample_rate", "channels"]
+NULLABLE_INTEGERS = ("statement", "repetition", "actor")
 
 
 class BadCorpus(ValueError):
@@ -25,11 +30,14 @@ class BadCorpus(ValueError):
                          "Fix or remove them, or set prepare.skip_bad_files: true to leave them out.")
 
 
-def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False,
-                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scan `raw_dir` for audio files; return (manifest, skipped).
+def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False, progress: bool = True,
+                   corpora: dict | None = None, corpora_dir: str | Path = "data/corpora"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan `raw_dir` for RAVDESS audio files, and `corpora_dir/<name>` for each corpus that `corpora`
+    describes (see ser.corpora); return (manifest, skipped).
 
-    `path` is relative to `raw_dir`. Without `skip_bad_files`, any malformed name,
+    `path` is relative to `raw_dir` (another corpus's files: `../<corpora_dir's name>/<name>/...`, so that
+    `raw_dir / path` finds every file). Without `skip_bad_files`, any malformed name,
     unreadable, truncated or empty file, or duplicate clip raises BadCorpus listing all of them.
     Every file is decoded whole: a compressed file cut short keeps a header that promises all of
     its frames, and only the decoder finds out.
@@ -51,9 +59,27 @@ def build_manifest(raw_dir: str | Path, skip_bad_files: bool = False,
             problems.append((relative, f"same clip as {seen[label.clip_id]}"))
             continue
         seen[label.clip_id] = relative
-        rows.append({**label.__dict__, "path": relative, **info})
+        rows.append({**label.__dict__, "path": relative, "corpus": RAVDESS,
+                     "speaker": f"{RAVDESS}/{label.actor:02d}", **info})
+    for name, spec in (corpora or {}).items():
+        folder = Path(corpora_dir) / name
+        if not folder.is_dir():
+            problems.append((str(folder), f"corpus {name!r} was not copied here (run the download stage)"))
+            continue
+        described, unlabelled, _ = manifest_rows(name, spec, folder)
+        problems += [(str(path), why) for path, why in unlabelled]
+        for row in tqdm(described, desc=f"prepare {name}", unit="file", disable=not progress):
+            path = folder / row["relative"]
+            try:
+                info = audio_info(path, decode=True)
+            except BadAudio as error:
+                problems.append((str(path), str(error).split(": ", 1)[-1]))
+                continue
+            rows.append({"clip_id": row["clip_id"], "path": os.path.relpath(path, raw_dir), "corpus": name,
+                         "speaker": row["speaker"], "vocal_channel": "speech", "emotion": row["emotion"], **info})
     if problems and not skip_bad_files:
         raise BadCorpus(problems)
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("clip_id", ignore_index=True)
+    manifest = manifest.astype({column: "Int64" for column in NULLABLE_INTEGERS})
     skipped = pd.DataFrame(problems, columns=["path", "problem"])
     return manifest, skipped

@@ -17,6 +17,7 @@ one), or `error` (the file and what is wrong with it).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,18 +26,18 @@ import torch
 
 from .audio import BadAudio, load_audio
 from .checkpoint import load_checkpoint, model_dirs
-from .corpus import AUDIO_EXTENSIONS
+from .corpora import READABLE_EXTENSIONS, audio_files  # noqa: F401  audio_files: what a folder holds
 from .features import make_recipe
 from .features.base import CACHE_KEYS
 from .speech import speech_seconds
-from .training import pick_device, standardization_tensors, standardize
+from .adaptation import adapted_standardization
+from .training import fit_standardization, pick_device, standardization_tensors, standardize
 
 WINDOW_SECONDS = 6.0
 MIN_SECONDS = 0.25
 SILENCE_PEAK = 1e-4
 PREDICTED, NO_SPEECH, FAILED = "predicted", "no speech detected", "error"
-# Formats libsndfile reads (mp3 since libsndfile 1.1), for folder scans.
-PREDICTABLE_EXTENSIONS = tuple(sorted({*AUDIO_EXTENSIONS, ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}))
+PREDICTABLE_EXTENSIONS = READABLE_EXTENSIONS
 
 
 @dataclass
@@ -70,6 +71,15 @@ class Predictor:
         self.labels = self.card["labels"]
         self.window = int(window_seconds * self.sample_rate)
 
+    def keep_runs(self, keep) -> None:
+        """Use only the run models whose positions are in `keep` (e.g. those that never trained on a corpus)."""
+        keep = sorted(keep)
+        if not keep:
+            raise ValueError("no run model left to predict with")
+        self.models, self.cards = [self.models[i] for i in keep], [self.cards[i] for i in keep]
+        self.standardizations = [self.standardizations[i] for i in keep]
+        self.card = self.cards[0]
+
     def windows(self, signal: np.ndarray) -> list[np.ndarray]:
         if len(signal) <= self.window:
             return [signal]
@@ -83,11 +93,20 @@ class Predictor:
         return torch.from_numpy(np.stack([self.recipe.extract(p) for p in self.windows(signal)])).to(self.device)
 
     @torch.no_grad()
-    def window_probabilities(self, features: torch.Tensor, standardization: dict | None = None) -> torch.Tensor:
+    def window_probabilities(self, features: torch.Tensor, standardizations: list[dict] | None = None) -> torch.Tensor:
         """The run models' mean class probabilities per window, [windows, classes]. Each model standardizes
-        with its own training statistics, unless `standardization` (tensors) is given for all."""
-        return torch.stack([torch.softmax(model(standardize(features, standardization or own)), dim=1)
-                            for model, own in zip(self.models, self.standardizations)]).mean(dim=0)
+        with its own training statistics, unless `standardizations` (tensors, one per model) are given."""
+        return torch.stack([torch.softmax(model(standardize(features, own)), dim=1)
+                            for model, own in zip(self.models, standardizations or self.standardizations)]).mean(dim=0)
+
+    def group_standardizations(self, features: torch.Tensor, files: int) -> list[dict]:
+        """Each run model's standardization for a group of `files` recordings whose window features are
+        `features`: the group's own statistics, labels unseen (ser.adaptation)."""
+        stacked = features.cpu().numpy()
+        per = self.card["feature_recipe"].get("standardize", "channel")
+        own = fit_standardization(stacked, np.arange(len(stacked)), per=per)
+        return [standardization_tensors(adapted_standardization(card, own, files=files), self.device)
+                for card in self.cards]
 
     def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
         features = self.window_features(signal)
@@ -103,24 +122,68 @@ class Predictor:
 
     def predict_file(self, path: str | Path) -> Prediction:
         """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
+        return self.predict_group([path])[0]
+
+    def _file_features(self, path: str | Path) -> tuple[Prediction, torch.Tensor | None]:
+        """A file's window features, or its outcome without them (no speech, or its error)."""
         try:
             signal = self.read_signal(path)
-            duration = len(signal) / self.sample_rate
+            duration = round(len(signal) / self.sample_rate, 2)
             if np.max(np.abs(signal)) < SILENCE_PEAK:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=round(duration, 2))
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration), None
             speech = speech_seconds(signal, self.sample_rate) if self.detect_speech else None
             if speech == 0.0:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=round(duration, 2))
-            probabilities, windows = self.probabilities(signal)
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration), None
+            features = self.window_features(signal)
         except BadAudio as error:
-            return Prediction(str(path), status=FAILED, error=str(error))
+            return Prediction(str(path), status=FAILED, error=str(error)), None
         except Exception as error:  # features or model: reported for this file, the batch goes on
-            return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}")
-        return Prediction(str(path), emotion=self.labels[int(probabilities.argmax())],
-                          probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
-                          windows=windows, speech_seconds=None if speech is None else round(speech, 2),
-                          duration=round(duration, 2))
+            return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}"), None
+        return Prediction(str(path), windows=len(features), duration=duration,
+                          speech_seconds=None if speech is None else round(speech, 2)), features
+
+    def predict_group(self, paths: list[str | Path]) -> list[Prediction]:
+        """Each file's outcome, in order. Where two or more files of the group have speech, the model
+        standardizes them on the group's own statistics (one speaker's or one site's recordings; no label
+        is read, ser.adaptation); a lone file takes the training statistics, as always."""
+        outcomes = [self._file_features(path) for path in paths]
+        usable = [(outcome, features) for outcome, features in outcomes if features is not None]
+        group = None
+        if len(usable) > 1:
+            group = self.group_standardizations(torch.cat([features for _, features in usable]), files=len(usable))
+        for outcome, features in usable:
+            try:
+                probabilities = self.window_probabilities(features, group).mean(dim=0).cpu().numpy()
+            except Exception as error:
+                outcome.status, outcome.error = FAILED, f"{outcome.path}: {type(error).__name__}: {error}"
+                continue
+            outcome.emotion = self.labels[int(probabilities.argmax())]
+            outcome.probabilities = {label: float(p) for label, p in zip(self.labels, probabilities)}
+        return [outcome for outcome, _ in outcomes]
 
 
-def audio_files(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PREDICTABLE_EXTENSIONS)
+def adaptation_groups(paths: list[Path], rule: str | None) -> list[list[int]]:
+    """The positions of `paths` in each group that `ser predict --adapt` standardizes together: `all` (one
+    group), `folder` (a group per folder), a regular expression whose first group, read from the file's
+    name, names the group (a speaker or site), or None (every file alone)."""
+    if rule in (None, "none"):
+        return [[i] for i in range(len(paths))]
+    if rule == "all":
+        return [list(range(len(paths)))] if paths else []
+    keys = []
+    if rule == "folder":
+        keys = [str(Path(path).parent) for path in paths]
+    else:
+        try:
+            pattern = re.compile(rule)
+        except re.error as error:
+            raise ValueError(f"--adapt {rule!r}: give all, folder, none or a regular expression ({error})") from None
+        if pattern.groups < 1:
+            raise ValueError(f"--adapt {rule!r}: the expression needs a group, e.g. '^(\\d+)_' for a speaker prefix")
+        for path in paths:
+            match = pattern.search(Path(path).name)
+            keys.append(match.group(1) if match else f"unmatched:{path}")  # a file the rule does not name: alone
+    groups: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(key, []).append(position)
+    return list(groups.values())

@@ -171,7 +171,34 @@ def cross_corpus_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"random": random_table, "actor_kfold": kfold_table, "cross_corpus": cross_corpus_table}
+def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
+    """Leave one corpus out: each corpus's 4-class and shared-class UA, batch-adapted and one recording at a
+    time, mean ± std over repeats, and the mean over corpora (a repeat's mean over its corpora)."""
+    lines = ["| model | left-out corpus | files | 4-class UA, batch-adapted | 4-class UA, one recording "
+             "| shared-class UA, batch-adapted | shared-class UA, one recording |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(entry: dict, key: str) -> str:
+        return f"{percent(entry[key])} ± {percent(entry[key + '_std'])}"
+
+    for arch, result in sorted(results.items()):
+        model = f"`{arch}`, within {result['standardize_within']}, {result['repeats']} repeats"
+        for corpus, entry in result["corpora"].items():
+            batch, single = entry["batch"], entry["single"]
+            lines.append(f"| {model} | {corpus} | {batch['n']} | {cell(batch, 'four_class_ua')} "
+                         f"| {cell(single, 'four_class_ua')} | {cell(batch, 'shared_ua')} | {cell(single, 'shared_ua')} |")
+        batch, single = result["batch"], result["single"]
+        lines.append(f"| {model} | **mean over corpora** | | **{cell(batch, 'four_class_ua')}** "
+                     f"| **{cell(single, 'four_class_ua')}** | {cell(batch, 'shared_ua')} | {cell(single, 'shared_ua')} |")
+    machines = "; ".join(f"`{arch}`: {result['machine']}, commit `{result['commit']}`"
+                         for arch, result in sorted(results.items()))
+    lines += ["", f"Measured on: {machines}.", "", "| published anchor | corpora | reported |", "|---|---|---|"]
+    lines += [f"| {name} | {corpora} | {value} |" for name, corpora, value in CROSS_CORPUS_ANCHORS]
+    return "\n".join(lines)
+
+
+TABLES = {"random": random_table, "actor_kfold": kfold_table, "cross_corpus": cross_corpus_table,
+          "leave_one_corpus_out": corpus_holdout_table}
 
 
 def kept_results(root: str | Path, protocol: str) -> dict[str, dict]:

@@ -28,14 +28,25 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-PROTOCOLS = ("random", "actor_holdout", "actor_kfold")
+from .corpora import RAVDESS
+
+PROTOCOLS = ("random", "actor_holdout", "actor_kfold", "leave_one_corpus_out")
 SUBSETS = ("all", "speech", "song")
 SPLIT_COLUMNS = ["clip_id", "actor", "emotion", "vocal_channel", "fold", "partition"]
+CORPUS_COLUMNS = ["corpus", "speaker"]
 
 
 def clip_columns(manifest: pd.DataFrame) -> list[str]:
     """What the split reads of each clip: its id, actor, emotion, channel, and gender where known."""
     return ["clip_id", "actor", "emotion", "vocal_channel", *(["gender"] if "gender" in manifest else [])]
+
+
+def ravdess_clips(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The RAVDESS rows of a manifest (all of an older one without `corpus`), actors as plain integers:
+    the in-corpus protocols (random, actor_holdout, actor_kfold) split these alone."""
+    if "corpus" in manifest:
+        manifest = manifest[manifest["corpus"] == RAVDESS]
+    return manifest.astype({"actor": "int64"})
 
 
 def select_subset(manifest: pd.DataFrame, subset: str) -> pd.DataFrame:
@@ -58,23 +69,25 @@ def stratified_holdout(clips: pd.DataFrame, fraction: float, seed: int) -> set[s
 VALIDATION_BY = ("actor", "clip")
 
 
-def validation_actors(clips: pd.DataFrame, fraction: float, seed: int) -> list[int]:
-    """`fraction` of the actors of `clips` (at least one, never all), drawn with `seed`, as evenly
-    between genders as the count allows (where the clips say the gender)."""
-    actors = clips.drop_duplicates("actor").sort_values("actor")
+def validation_actors(clips: pd.DataFrame, fraction: float, seed: int, column: str = "actor") -> list:
+    """`fraction` of the actors (or other speakers: `column`) of `clips` (at least one, never all), drawn
+    with `seed`, as evenly between genders as the count allows (where the clips say the gender)."""
+    actors = clips.drop_duplicates(column).sort_values(column)
     count = min(max(1, round(fraction * len(actors))), len(actors) - 1)
     if count < 1:
-        raise ValueError("validation by actor needs at least two training actors")
+        raise ValueError(f"validation by actor needs at least two training speakers (of {column} "
+                         f"{sorted(actors[column].astype(str))})")
+    as_value = int if column == "actor" else str
     rng = np.random.default_rng(seed)
     if "gender" not in actors:
-        return sorted(int(a) for a in rng.choice(actors["actor"].to_numpy(), size=count, replace=False))
+        return sorted(as_value(a) for a in rng.choice(actors[column].to_numpy(), size=count, replace=False))
     # Alternate the genders in a shuffled order of each, so the count splits as evenly as it can.
-    queues = [list(rng.permutation(group["actor"].to_numpy())) for _, group in actors.groupby("gender")]
+    queues = [list(rng.permutation(group[column].to_numpy())) for _, group in actors.groupby("gender")]
     chosen = []
     while len(chosen) < count:
         for queue in queues:
             if queue and len(chosen) < count:
-                chosen.append(int(queue.pop(0)))
+                chosen.append(as_value(queue.pop(0)))
     return sorted(chosen)
 
 
@@ -177,15 +190,69 @@ def assign_folds(manifest: pd.DataFrame, folds, *, subset: str = "all", train_su
     return pd.concat(per_fold, ignore_index=True)
 
 
+def assign_corpus_folds(manifest: pd.DataFrame, corpora, *, subset: str = "speech", validation_fraction: float = 0.1,
+                        seed: int = 42) -> pd.DataFrame:
+    """Leave one corpus out: in fold k the clips of `corpora[k - 1]` are tested and every other listed corpus
+    trains. Validation (model selection) is a `validation_fraction` of each training corpus's speakers, drawn
+    apart per corpus (RAVDESS's half of each gender), so the epoch is chosen on unheard voices of the
+    training corpora and never on the tested one. `subset` selects RAVDESS's clips (the others are speech)."""
+    if "corpus" not in manifest:
+        raise ValueError("leave_one_corpus_out needs a manifest with a corpus column (re-run prepare)")
+    corpora = list(corpora)
+    unknown = sorted(set(corpora) - set(manifest["corpus"]))
+    if len(corpora) < 2 or unknown or len(set(corpora)) != len(corpora):
+        raise ValueError(f"split.leave_one_corpus_out.corpora {corpora}: give at least two distinct corpora of the "
+                         f"manifest (unknown: {unknown}; the manifest has {sorted(manifest['corpus'].unique())})")
+    chosen = manifest[manifest["corpus"].isin(corpora)]
+    chosen = pd.concat([select_subset(chosen[chosen["corpus"] == RAVDESS], subset),
+                        chosen[chosen["corpus"] != RAVDESS]])
+    clips = chosen[clip_columns(manifest) + CORPUS_COLUMNS].sort_values("clip_id", ignore_index=True)
+    per_fold = []
+    for fold, held_out in enumerate(corpora, start=1):
+        tested = clips["corpus"] == held_out
+        partition = pd.Series("train", index=clips.index).where(~tested, "test")
+        if validation_fraction > 0:
+            for number, corpus in enumerate(c for c in corpora if c != held_out):
+                own = clips[clips["corpus"] == corpus]
+                columns = ["speaker", *(["gender"] if corpus == RAVDESS and "gender" in own else [])]
+                held = validation_actors(own[columns], validation_fraction, seed + 100 * fold + number,
+                                         column="speaker")
+                partition[clips["speaker"].isin(held)] = "validation"
+        per_fold.append(clips.assign(fold=fold, partition=partition)[SPLIT_COLUMNS + CORPUS_COLUMNS])
+    return pd.concat(per_fold, ignore_index=True)
+
+
+def with_training_corpora(assignment: pd.DataFrame, manifest: pd.DataFrame, corpora) -> pd.DataFrame:
+    """An in-corpus `assignment` (RAVDESS's clips) with every clip of `corpora` added to each of its folds'
+    training side; RAVDESS's own rows, and so its validation and test clips, are unchanged."""
+    unknown = sorted(set(corpora) - set(manifest.get("corpus", pd.Series(dtype=str))) | ({RAVDESS} & set(corpora)))
+    if unknown:
+        raise ValueError(f"split.also_train_on names {unknown}: give corpora of prepare.corpora other than ravdess")
+    added = manifest[manifest["corpus"].isin(corpora)]
+    added = added[clip_columns(manifest) + CORPUS_COLUMNS].sort_values("clip_id", ignore_index=True)
+    ravdess = assignment.assign(corpus=RAVDESS, speaker=[f"{RAVDESS}/{int(a):02d}" for a in assignment["actor"]])
+    folds = [pd.concat([ravdess[ravdess["fold"] == fold],
+                        added.assign(fold=fold, partition="train")[SPLIT_COLUMNS + CORPUS_COLUMNS]], ignore_index=True)
+             for fold in sorted(assignment["fold"].unique())]
+    return pd.concat(folds, ignore_index=True)
+
+
 def make_split(manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
     """The split that the `split` section of params.yaml describes, `repeats` times over."""
     repeats = params.get("repeats", 1)
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"split.repeats is {repeats!r}; expected a whole number of at least 1")
+    original = manifest
+    if params["protocol"] != "leave_one_corpus_out":
+        manifest = ravdess_clips(manifest)
     drawn = []
     for repeat in range(1, repeats + 1):
         seed = repeat_seed(params["seed"], repeat)
-        if params["protocol"] == "actor_kfold":
+        if params["protocol"] == "leave_one_corpus_out":
+            options = params["leave_one_corpus_out"]
+            one = assign_corpus_folds(manifest, options["corpora"], subset=options["subset"],
+                                      validation_fraction=params["validation_fraction"], seed=seed)
+        elif params["protocol"] == "actor_kfold":
             kfold = params["actor_kfold"]
             one = assign_folds(manifest, kfold["folds"], subset=params["subset"], train_subset=kfold["train_subset"],
                                test_subset=kfold["test_subset"], validation_fraction=params["validation_fraction"],
@@ -195,6 +262,8 @@ def make_split(manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
                                     test_fraction=params["test_fraction"], test_actors=params["test_actors"],
                                     validation_fraction=params["validation_fraction"],
                                     validation_by=params.get("validation_by", "actor"), seed=seed)
+        if params["protocol"] != "leave_one_corpus_out" and params.get("also_train_on"):
+            one = with_training_corpora(one, original, params["also_train_on"])
         drawn.append(one.assign(repeat=repeat))
     split = pd.concat(drawn, ignore_index=True)
     return split[["repeat", *[c for c in split.columns if c != "repeat"]]]
