@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from ser.corpus import EMOTIONS
-from ser.cross_corpus import BadCorpusSpec, cross_corpus_scores, labelled_corpus, read_label, verify_checksums
+from ser.corpora import BadCorpusSpec, labelled_corpus, read_label, verify_checksums
+from ser.cross_corpus import cross_corpus_scores
 
 CREMA_CLASSES = {"ANG": "angry", "HAP": "happy", "SAD": "sad", "NEU": "neutral", "DIS": "disgust",
                  "FEA": "fearful", "BOR": None}
