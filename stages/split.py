@@ -17,7 +17,7 @@ def main():
     write_parquet("data/split.parquet", split)
     runs = runs_of(split)
     names = run_names(runs)
-    by_corpus = params["protocol"] == "leave_one_corpus_out"
+    by_corpus = "corpus" in split  # several corpora (leave_one_corpus_out, split.also_train_on): name speakers
     described = {names[run] or "all":
                  {"clips": assignment.groupby("partition").size().to_dict(),
                   **({"corpora": {p: sorted(g["corpus"].unique()) for p, g in assignment.groupby("partition")},
