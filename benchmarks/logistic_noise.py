@@ -1,6 +1,6 @@
 """How far whisper_mlp's logistic-regression member moves when the features move by another CPU's last bits.
 
-The Whisper features of two CPU vendors differ in their last bits (README, "The same bits on every CPU"), and
+The Whisper features of two CPU vendors differ in their last bits (docs/experiments.md, "The same bits on every CPU"), and
 the logistic member is refitted on them where CI re-derives a result. This takes a kept `random` model
 (`models/repeat_<r>`, from `dvc repro`), multiplies every cached feature by (1 + noise * N(0, 1)), refits the
 member on the noisy rows it trained on, and compares the model's class probabilities on the test clips with

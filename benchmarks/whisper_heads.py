@@ -2,7 +2,7 @@
 under one protocol, over the protocol's repeats, on the pipeline's own feature cache and split code.
 
 Every variant is `archs.whisper_mlp` with some `model` / `train` params changed, so
-the winner is a params change (README, "Whisper: every layer"). Needs the
+the winner is a params change (docs/experiments.md, "Whisper: every layer"). Needs the
 `whisper_layers` feature cache (`dvc repro features` with the default params).
 
     python benchmarks/whisper_heads.py --protocol random --repeats 5

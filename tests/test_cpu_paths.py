@@ -1,6 +1,6 @@
 """The same bits on every x86-64 CPU: what the pipeline pins, and what it proves on the CPU at hand.
 
-Measured on an AVX-512 Xeon (README, "The same bits on every CPU"): numpy's
+Measured on an AVX-512 Xeon (docs/experiments.md, "The same bits on every CPU"): numpy's
 AVX-512 kernels changed the time stretch and pitch shift of augmented copies,
 OpenBLAS's CPU-specific sgemm changed Whisper's log-mel, and from there every
 feature. `import ser` keeps numpy on its AVX2 paths, and the mel projection

@@ -1,8 +1,8 @@
 """The README's results tables, generated from the kept results in reports/results/<protocol>/<arch>.json
 (and, for other corpora, reports/results/cross_corpus/<corpus>/<protocol>_<arch>.json).
 
-    python -m ser.results           # rewrite the tables in README.md
-    python -m ser.results --check   # exit 1 if README.md is not what the kept results say
+    python -m ser.results           # rewrite the tables in README.md and docs/experiments.md
+    python -m ser.results --check   # exit 1 if either is not what the kept results say
 
 `evaluate` keeps each run's metrics there (see dvc.yaml); committing the file
 of an experiment is what puts its numbers in the README.
@@ -226,23 +226,25 @@ def render(readme: str, root: str | Path = "reports/results", ci_rederives=CI_RE
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", nargs="+", default=["README.md", "docs/experiments.md"],
+                        help="the files whose results blocks are generated")
     parser.add_argument("--results", default="reports/results")
     parser.add_argument("--check", action="store_true", help="fail if the README's tables are out of date")
     args = parser.parse_args(argv)
-    current = Path(args.readme).read_text()
-    wanted = render(current, args.results)
-    if args.check:
-        if wanted != current:
-            print(f"{args.readme}: results tables differ from {args.results}; run `python -m ser.results`",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        with atomic_path(args.readme, suffix=".md") as tmp:
+    stale = []
+    for readme in args.readme:
+        current = Path(readme).read_text()
+        wanted = render(current, args.results)
+        if wanted == current:
+            continue
+        if args.check:
+            stale.append(readme)
+            continue
+        with atomic_path(readme, suffix=".md") as tmp:
             Path(tmp).write_text(wanted)
-    return 0
-
+    for readme in stale:
+        print(f"{readme}: results tables differ from {args.results}; run `python -m ser.results`", file=sys.stderr)
+    return 1 if stale else 0
 
 if __name__ == "__main__":
     sys.exit(main())
