@@ -13,7 +13,7 @@ import pandas as pd
 
 from ser.checkpoint import load_checkpoint, run_model_dir
 from ser.corpus import EMOTIONS
-from ser.adaptation import run_view
+from ser.adaptation import model_view
 from ser.corpus_holdout import score_run, summarize
 from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
 from ser.features import load_feature_cache
@@ -36,10 +36,7 @@ def main():
     scored, records, pooled_actual, pooled_predicted = [], [], [], []
     for (repeat, fold), assignment in runs.items():
         model, card = load_checkpoint(run_model_dir("models", names[repeat, fold]), device=device)
-        # A model trained within groups sees its test clips as it saw its training: each group on its statistics.
-        adaptation = card.get("adaptation")
-        seen, standardization = ((run_view(features, index, assignment, adaptation["within"], recipe["standardize"]),
-                                  adaptation["after"]) if adaptation else (features, card["standardization"]))
+        seen, standardization = model_view(features, index, assignment, card, recipe["standardize"])
         rows, actual, predicted = predict_partition(model, seen, index, assignment, standardization, device)
         scores = classification_metrics(actual, predicted)
         scored.append({"repeat": repeat, "fold": fold, "split_seed": card["split"]["split_seed"],

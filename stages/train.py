@@ -7,17 +7,16 @@ import ser  # noqa: F401  first, before numpy loads: the same arithmetic on ever
 
 import time
 
-import numpy as np
 import pandas as pd
 from dvclive import Live
 
-from ser.adaptation import compose, effective_within, run_view
+from ser.adaptation import effective_within, record_adaptation, run_view
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.features import load_feature_cache
 from ser.params import load_params, selected_arch
 from ser.split import repeat_seed, run_names, runs_of
 from ser.stages import run_stage
-from ser.training import fit_standardization, final_model_rows, pick_device, set_torch_threads, train_model
+from ser.training import pick_device, set_torch_threads, train_model
 
 
 def main():
@@ -62,13 +61,8 @@ def main():
                 card["split"]["test_corpus"] = str(tested["corpus"].iloc[0])
             else:
                 card["split"]["test_actors"] = sorted(int(a) for a in tested["actor"].unique())
-            if within != "none":
-                # A lone recording has no group: the raw statistics of the rows the model trained on stand in.
-                prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, arch_params["train"])),
-                                            per=per)
-                card["adaptation"] = {"within": within, "prior": prior, "after": card["standardization"],
-                                      "prior_files": params["adaptation"]["prior_files"]}
-                card["standardization"] = compose(prior, card["standardization"])
+            record_adaptation(card, features, index, assignment, arch_params["train"], within,
+                              params["adaptation"]["prior_files"], per)
             save_checkpoint(run_model_dir("models", name), state, card)
             print(f"train: {name or 'model'} (seed {seed}): best validation accuracy "
                   f"{card['best_validation_accuracy']:.4f} at epoch {card['best_epoch']}/{card['epochs_run']} on {device}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .training import fit_standardization
+from .training import final_model_rows, fit_standardization
 
 WITHIN = ("corpus", "speaker", "none")
 
@@ -142,3 +142,27 @@ def adapted_standardization(card: dict, own: dict, files: int, prior_files: floa
         return own
     weight = adaptation["prior_files"] if prior_files is None else prior_files
     return compose(shrunk_statistics(own, adaptation["prior"], files, weight), adaptation["after"])
+
+
+def record_adaptation(card: dict, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
+                      recipe: dict, within: str, prior_files: float, per: str) -> dict:
+    """`card` of a model trained on `run_view(..., within, per)`, with its `adaptation` and, as its
+    `standardization`, the prior then its own: a lone recording has no group, so the raw statistics of
+    the rows the model trained on (its `recipe`'s, ser.training.final_model_rows) stand in."""
+    if within == "none":
+        return card
+    prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
+    card["adaptation"] = {"within": within, "prior": prior, "after": card["standardization"],
+                          "prior_files": prior_files}
+    card["standardization"] = compose(prior, card["standardization"])
+    return card
+
+
+def model_view(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, card: dict,
+               per: str) -> tuple[np.ndarray, dict]:
+    """(features, standardization) as a run's model sees its test clips: within its groups then its own
+    `after` step for a model trained within groups; the cache and its training statistics otherwise."""
+    adaptation = card.get("adaptation")
+    if not adaptation:
+        return features, card["standardization"]
+    return run_view(features, index, assignment, adaptation["within"], per), adaptation["after"]

@@ -7,8 +7,8 @@ counted). Rules read a file's path in any of the ways SER corpora name things:
 - `{"position": 5}`: the character at a 0-based position of the file stem (EmoDB: `03a01Fa` -> `F`);
 - `{"separator": "_", "field": 2}`: a token between separators (CREMA-D: `1001_DFA_ANG_XX` -> `ANG`);
 - `{"folder": true}`: the name of the folder that holds the file (TESS: `OAF_angry/...`);
-- `{"pattern": "(?P<label>[a-z]+)\\d+"}`: a regular expression's first named group (`label`, `speaker`), for
-  anything else; `{"pattern": ..., "span": [0, 2]}` is not needed: `{"pattern": "^(?P<speaker>\\d\\d)"}` is.
+- `{"pattern": "(?P<label>[a-z]+)\\d+"}`: a regular expression's named group (`label`, else `speaker`, else
+  the first), for anything else: EmoDB's speaker is `{"pattern": "^(?P<speaker>[0-9]{2})"}`.
 
 The download stage copies each described corpus into `data/corpora/<name>/` after checking it against its
 SHA256SUMS, so every later stage reads files inside the workspace (a queued experiment runs in a copy of

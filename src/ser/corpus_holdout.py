@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .adaptation import run_view
+from .adaptation import model_view, run_view
 from .corpus import EMOTIONS
 from .cross_corpus import cross_corpus_scores
 from .training import partition_logits
 
 MODES = ("batch", "single")
+IDENTITY = {"mean": [0.0], "std": [1.0]}  # features already standardized within their groups
 SCORES = {"four_class_ua": ("four_class", "balanced_accuracy"), "shared_ua": ("shared", "balanced_accuracy"),
           "shared_accuracy": ("shared", "accuracy")}
 
@@ -30,15 +31,13 @@ def score_run(model, card: dict, features: np.ndarray, index: pd.DataFrame, assi
               device) -> tuple[dict, list[dict]]:
     """One run's scores on its tested corpus in both modes, and each clip's actual and batch-mode prediction."""
     scores, records = {}, []
-    after = card.get("adaptation", {}).get("after")
-    # A model trained on pooled statistics is adapted the way cross_corpus does it: the corpus's own statistics.
-    within = card.get("adaptation", {}).get("within", "corpus")
-    adapted = run_view(features, index, assignment, within, card["feature_recipe"].get("standardize", "channel"))
+    per = card["feature_recipe"].get("standardize", "channel")
+    batch = model_view(features, index, assignment, card, per)
+    if "adaptation" not in card:  # trained on pooled statistics: the corpus on its own, as cross_corpus does
+        batch = run_view(features, index, assignment, "corpus", per), IDENTITY
+    views = {"batch": batch, "single": (features, card["standardization"])}
     for mode in MODES:
-        array, standardization = ((adapted, after) if mode == "batch" and after is not None
-                                  else (features, card["standardization"]))
-        if mode == "batch" and after is None:  # a model trained on pooled statistics: the corpus's own instead
-            array, standardization = adapted, {"mean": np.zeros(1), "std": np.ones(1)}
+        array, standardization = views[mode]
         rows, actual, logits = partition_logits(model, array, index, assignment, standardization, device)
         probabilities = torch.softmax(logits, dim=1).numpy()
         result = cross_corpus_scores(probabilities, [EMOTIONS[a] for a in actual])

@@ -1,20 +1,11 @@
-"""Another corpus's labels and scores against RAVDESS's classes: the pieces of cross-corpus testing.
+"""Another corpus's scores against RAVDESS's classes: the pieces of cross-corpus testing.
 
-A corpus is described by params alone (issue 16): a folder of audio, how each file's label is read,
-and a class map onto RAVDESS's emotions. Labels are read in any of the ways SER corpora name them:
-
-- `{"position": 5}`: the character at a 0-based position of the file stem (EmoDB: `03a01Fa` -> `F`);
-- `{"separator": "_", "field": 2}`: a token between separators (CREMA-D: `1001_DFA_ANG_XX` -> `ANG`);
-- `{"folder": true}`: the name of the folder that holds the file (TESS: `OAF_angry/...`);
-- `{"pattern": "(?P<label>[a-z]+)\\d+"}`: a regular expression's `label` group, for anything else.
-
-`classes` maps each label to a RAVDESS emotion, or to null for a label with no counterpart (EmoDB's
-boredom): such files are left out and counted. A label the map does not know is an error naming the file.
-
-`score_corpus` runs a trained model directory on such a corpus through `ser predict`'s Predictor (the
-model's own feature recipe, windows and run ensemble). Its features are standardized either with the
-training clips' statistics, as `ser predict` does, or with the corpus's own, fitted on every audio file
-of the folder whatever its label: unsupervised adaptation, no target label is used.
+A corpus is described by params alone (`corpora` in params.yaml; its label and speaker rules and its class
+map are read by ser.corpora). `score_corpus` runs a trained model directory on such a corpus through
+`ser predict`'s Predictor (the model's own feature recipe, windows and run ensemble). Its features are
+standardized either with the training clips' statistics, as `ser predict` does, or with the corpus's own,
+fitted on every audio file of the folder whatever its label: unsupervised adaptation, no target label is
+used (for a model trained within groups, ser.adaptation's shrunk statistics, then its own `after` step).
 """
 
 from __future__ import annotations
@@ -25,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .corpora import BadCorpusSpec, LabelledCorpus, audio_files, labelled_corpus, read_label, verify_checksums  # noqa: F401
+from .corpora import BadCorpusSpec, audio_files, labelled_corpus, verify_checksums
 from .corpus import EMOTIONS
 from .predict import Predictor
 
