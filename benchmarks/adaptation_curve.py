@@ -35,7 +35,9 @@ from ser.evaluation import describe_machine
 from ser.features import load_feature_cache
 from ser.io import write_json
 from ser.split import run_names, runs_of
-from ser.training import fit_standardization, pick_device, standardization_tensors, standardize
+from ser.card import ModelCard
+from ser.runtime import pick_device
+from ser.standardization import fit_standardization, standardization_tensors, standardize
 
 DEALINGS = ("mixed", "speaker", "one_emotion")
 
@@ -55,13 +57,13 @@ def deal(clips: pd.DataFrame, size: int, how: str, rng: np.random.Generator) -> 
 
 
 @torch.no_grad()
-def group_probabilities(model, card: dict, features: np.ndarray, groups: list[np.ndarray], device) -> np.ndarray:
-    per = card["feature_recipe"].get("standardize", "channel")
+def group_probabilities(model, card: ModelCard, features: np.ndarray, groups: list[np.ndarray], device) -> np.ndarray:
+    per = card.feature_recipe["standardize"]
     probabilities = np.zeros((len(features), len(EMOTIONS)))
     for group in groups:
         block = features[group]
         if len(group) == 1:  # one recording: the training statistics, as `ser predict` without --adapt
-            standardization = card["standardization"]
+            standardization = card.standardization
         else:
             own = fit_standardization(block, np.arange(len(block)), per=per)
             standardization = adapted_standardization(card, own, files=len(group))
@@ -86,7 +88,7 @@ def main():
     scores = []
     for (repeat, fold), assignment in tqdm(runs.items(), desc="runs", unit="run"):
         model, card = load_checkpoint(run_model_dir(args.models, names[repeat, fold]), device=device)
-        if "test_corpus" not in card["split"]:
+        if "test_corpus" not in card.split:
             raise SystemExit(f"{args.models}: not leave_one_corpus_out models (run that experiment first)")
         tested = assignment[assignment["partition"] == "test"]
         rows = np.flatnonzero(index["clip_id"].isin(set(tested["clip_id"])).to_numpy() & (index["copy"] == 0).to_numpy())
@@ -100,7 +102,7 @@ def main():
                     groups = deal(clips, size, how, np.random.default_rng([draw, size, fold]))
                     probabilities = group_probabilities(model, card, block, groups, device)
                     result = cross_corpus_scores(probabilities, list(clips["emotion"]))
-                    scores.append({"repeat": repeat, "corpus": card["split"]["test_corpus"], "dealing": how,
+                    scores.append({"repeat": repeat, "corpus": card.split["test_corpus"], "dealing": how,
                                    "files": size, "draw": draw,
                                    "four_class_ua": result["four_class"]["balanced_accuracy"],
                                    "shared_ua": result["shared"]["balanced_accuracy"]})
@@ -116,8 +118,8 @@ def main():
                     for corpus in sorted(frame["corpus"].unique())}}
         for size in args.sizes} for how in DEALINGS}
     report = {"machine": describe_machine(device.type), "draws": args.draws, "sizes": args.sizes,
-              "standardize_within": card.get("adaptation", {}).get("within", "none"),
-              "prior_files": card.get("adaptation", {}).get("prior_files"), "curve": summary, "runs": scores}
+              "standardize_within": (card.adaptation or {}).get("within", "none"),
+              "prior_files": (card.adaptation or {}).get("prior_files"), "curve": summary, "runs": scores}
     write_json(args.out, report)
     plot(summary, args.sizes, Path(args.out).with_suffix(".png"))
     for how in DEALINGS:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ser.audio import fix_length, load_audio
 from ser.features.spectral import samples_for
-from ser.params import load_params
+from ser.config import load_params
 from ser.predict import audio_files
 
 
@@ -34,8 +34,8 @@ def main():
     parser.add_argument("--clips", type=int, default=20)
     args = parser.parse_args()
     params = load_params()
-    options = params["archs"]["cnn_bilstm_attn"]["features"]
-    rate = params["audio"]["sample_rate"]
+    options = params.archs["cnn_bilstm_attn"].features
+    rate = params.audio.sample_rate
     found = audio_files(args.folder)
     files = found[:: max(1, len(found) // args.clips)][: args.clips]
     track = {"sr": rate, "fmin": options["pitch_fmin"], "fmax": options["pitch_fmax"],

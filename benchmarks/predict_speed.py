@@ -39,7 +39,7 @@ def main():
         predictor.predict_file(path)
     elapsed = time.perf_counter() - started
     clips = len(files) - 1
-    print(f"arch {predictor.card['arch']} on {predictor.device} ({describe_machine(predictor.device.type)}), "
+    print(f"arch {predictor.card.arch} on {predictor.device} ({describe_machine(predictor.device.type)}), "
           f"speech check {'off' if args.no_speech_check else 'on'}: start-up {startup:.2f} s, "
           f"{clips / elapsed:.1f} clips/s ({1000 * elapsed / clips:.0f} ms per clip) over {clips} clips")
 

@@ -31,9 +31,12 @@ import pandas as pd
 from ser.evaluation import describe_machine
 from ser.features import load_feature_cache
 from ser.io import write_json
-from ser.params import load_params, selected_arch
+from ser.card import ModelCard
+from ser.config import load_params
+from ser.inference import score_state
+from ser.runtime import pick_device
 from ser.split import runs_of
-from ser.training import pick_device, score_state, train_model
+from ser.training import train_model
 
 
 class EpochRecorder:
@@ -50,32 +53,32 @@ class EpochRecorder:
         pass
 
 
-def score(state: dict, card: dict, features, index, assignments, device) -> dict:
+def score(state: dict, card: ModelCard, features, index, assignments, device) -> dict:
     metrics = score_state(state, card, features, index, assignments, device)
     return {key: round(metrics[key], 4) for key in ("accuracy", "macro_f1", "balanced_accuracy")}
 
 
 def main():
     params = load_params()
-    arch, arch_params = selected_arch(params)
+    arch, arch_params = params.arch
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=f"reports/benchmarks/seed_protocol_{arch}.json")
     args = parser.parse_args()
-    if params["split"]["protocol"] != "random":
+    if params.split.protocol != "random":
         raise SystemExit("seed_protocol: the seeds' protocol is the random split (split.protocol: random)")
     features, index, recipe = load_feature_cache("data/features")
-    if recipe["recipe"] != arch_params["features"]["recipe"]:
+    if recipe["recipe"] != arch_params.features["recipe"]:
         raise SystemExit(f"seed_protocol: data/features holds {recipe['recipe']!r}, not {arch}'s recipe; "
                          f"run `dvc repro` for {arch} first")
     split = runs_of(pd.read_parquet("data/split.parquet"))[1, 1]  # the first repeat, with the pipeline's seeds
-    device = pick_device(params["train"]["device"])
-    options = {"seed": params["train"]["seed"], "batch_size": params["train"]["batch_size"], "device": device,
-               "progress": False}
+    device = pick_device(params.train.device)
+    options = {"seed": params.train.seed, "batch_size": params.train.batch_size, "device": device,
+               "feature_recipe": recipe, "standardize_per": recipe["standardize"], "progress": False}
 
     started = time.perf_counter()
     state, card = train_model(arch, arch_params, features, index, split, **options)
     pipeline = {**score(state, card, features, index, split, device),
-                "train_clips": card["train_clips"], "best_epoch": card["best_epoch"]}
+                "train_clips": card.train_clips, "best_epoch": card.best_epoch}
 
     # The seeds' protocol: the validation clips train too, and the test clips are the validation set.
     seeds_split = split.assign(partition=split["partition"].map({"train": "train", "validation": "train",
@@ -83,12 +86,12 @@ def main():
     recorder = EpochRecorder()
     state, card = train_model(arch, arch_params, features, index, seeds_split, logger=recorder, **options)
     chosen_on_test = {**score(state, card, features, index, split, device),
-                      "train_clips": card["train_clips"], "best_epoch": card["best_epoch"]}
+                      "train_clips": card.train_clips, "best_epoch": card.best_epoch}
     last_epoch_accuracy = round(recorder.history[-1], 4)
     seconds = time.perf_counter() - started
 
     print(f"{arch}, random split, {chosen_on_test['train_clips']} clips in the seeds' 80 %, "
-          f"{card['validation_clips']} test clips ({describe_machine(str(device))}, {seconds:.0f} s)")
+          f"{card.validation_clips} test clips ({describe_machine(str(device))}, {seconds:.0f} s)")
     print(f"{'protocol':<50}{'accuracy':>9}{'macro F1':>9}{'epoch':>7}")
     print(f"{'pipeline: 72 % train, epoch chosen on 8 %':<50}{100 * pipeline['accuracy']:>9.2f}"
           f"{100 * pipeline['macro_f1']:>9.2f}{pipeline['best_epoch']:>7}")

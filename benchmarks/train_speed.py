@@ -16,6 +16,7 @@ from __future__ import annotations
 import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import platform
@@ -29,8 +30,9 @@ import torch
 from ser.corpus import EMOTIONS
 from ser.evaluation import describe_machine
 from ser.features import make_recipe
-from ser.params import load_params
-from ser.training import pick_device, train_model
+from ser.config import load_params
+from ser.runtime import pick_device
+from ser.training import train_model
 
 VALIDATION_SHARE = 0.1
 
@@ -49,18 +51,20 @@ def random_corpus(shape: tuple[int, ...], clips: int, seed: int = 0):
 
 def measure(arch: str, clips: int, epochs: int, device_name: str) -> dict:
     params = load_params()
-    arch_params = params["archs"][arch]
+    arch_params = params.archs[arch]
     device = pick_device(device_name)
-    shape = make_recipe(arch_params["features"], params["audio"]["sample_rate"]).shape
+    recipe = make_recipe(arch_params.features, params.audio.sample_rate)
+    shape = recipe.shape
     features, index, assignments = random_corpus(shape, clips)
     train_rows = int((assignments["partition"] == "train").sum())
 
     def run(n_epochs: int) -> float:
-        recipe = {**arch_params, "train": {**arch_params["train"], "epochs": n_epochs,
-                                           "early_stopping_patience": None}}
+        timed = dataclasses.replace(arch_params, train=dataclasses.replace(
+            arch_params.train, epochs=n_epochs, early_stopping_patience=None))
         started = time.perf_counter()
-        train_model(arch, recipe, features, index, assignments, seed=params["train"]["seed"],
-                    batch_size=params["train"]["batch_size"], device=device, progress=False)
+        train_model(arch, timed, features, index, assignments, feature_recipe=recipe.config(),
+                    seed=params.train.seed, batch_size=params.train.batch_size, device=device,
+                    standardize_per=recipe.standardize, progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - started
@@ -70,7 +74,7 @@ def measure(arch: str, clips: int, epochs: int, device_name: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
     seconds = run(epochs)
     return {"arch": arch, "shape": list(shape), "device": describe_machine(str(device)),
-            "batch_size": int(arch_params["train"].get("batch_size", params["train"]["batch_size"])),
+            "batch_size": arch_params.train.batch_size or params.train.batch_size,
             "clips_per_second": epochs * train_rows / seconds,
             "seconds_per_epoch_per_1000_clips": seconds / epochs / train_rows * 1000,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -80,10 +84,10 @@ def measure(arch: str, clips: int, epochs: int, device_name: str) -> dict:
 def main():
     params = load_params()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", nargs="*", default=sorted(params["archs"]))
+    parser.add_argument("--arch", nargs="*", default=sorted(params.archs))
     parser.add_argument("--clips", type=int, default=2048, help="random clips per epoch (90 %% train)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs, after one warm-up epoch")
-    parser.add_argument("--device", default=params["train"]["device"])
+    parser.add_argument("--device", default=params.train.device)
     args = parser.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'arch':<24} {'input':<14} {'batch':>5} {'clips/s':>9} {'s/epoch/1k':>10} {'peak RSS MB':>11} "

@@ -30,7 +30,7 @@ import pandas as pd
 from ser.augment import clips_and_copies
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
 from ser.io import write_json
-from ser.params import load_params
+from ser.config import load_params
 from ser.evaluation import describe_machine
 
 
@@ -46,9 +46,9 @@ def main():
     parser.add_argument("--out", default="reports/benchmarks/whisper_cpu.json")
     args = parser.parse_args()
     params = load_params()
-    rate = params["audio"]["sample_rate"]
-    model = params["archs"]["whisper_mlp"]["features"]["model"]
-    items = sample_items(args.clips, params["split"]["seed"])
+    rate = params.audio.sample_rate
+    model = params.archs["whisper_mlp"].features["model"]
+    items = sample_items(args.clips, params.split.seed)
     cores = os.cpu_count() or 1
     variants = {
         "CTranslate2 int8, last layer mean": {"recipe": "whisper_embedding", "cpu_compute_type": "int8"},

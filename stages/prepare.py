@@ -1,26 +1,20 @@
 """Stage prepare: decode the RAVDESS file names, and each other corpus's label and speaker rules, into
-data/manifest.parquet."""
+the manifest (one row per clip) and the list of files left out."""
 
-import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
-
+from ser.config import as_plain, load_params
 from ser.io import write_parquet
 from ser.manifest import build_manifest
-from ser.params import load_params
-from ser.stages import run_stage
+from ser.stages import run_stage, stage_paths
 
 
 def main():
+    paths = stage_paths(__doc__, "raw", "corpora", "manifest", "skipped")
     params = load_params()
-    described = params.get("corpora") or {}
-    unknown = [name for name in params["prepare"]["corpora"] if name not in described]
-    if unknown:
-        raise KeyError(f"prepare.corpora names {unknown}, which params.yaml does not describe under corpora "
-                       f"(it has {sorted(described)})")
-    corpora = {name: described[name] for name in params["prepare"]["corpora"]}
-    manifest, skipped = build_manifest("data/raw", skip_bad_files=params["prepare"]["skip_bad_files"],
-                                       corpora=corpora, corpora_dir="data/corpora")
-    write_parquet("data/manifest.parquet", manifest)
-    write_parquet("data/skipped.parquet", skipped)
+    corpora = {name: as_plain(params.corpora[name]) for name in params.prepare.corpora}
+    manifest, skipped = build_manifest(paths.raw, skip_bad_files=params.prepare.skip_bad_files,
+                                       corpora=corpora, corpora_dir=paths.corpora)
+    write_parquet(paths.manifest, manifest)
+    write_parquet(paths.skipped, skipped)
     print(f"manifest: {len(manifest)} clips ({manifest['corpus'].value_counts().to_dict()}, "
           f"{manifest['vocal_channel'].value_counts().to_dict()}), "
           f"{len(skipped)} skipped")

@@ -1,20 +1,18 @@
-"""Stage split: assign each clip to train / validation / test (data/split.parquet)."""
-
-import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+"""Stage split: assign each clip to train / validation / test, once per run (repeat x fold)."""
 
 import pandas as pd
 
+from ser.config import load_params
 from ser.io import write_json, write_parquet
-from ser.params import load_params
 from ser.split import make_split, run_names, runs_of
-from ser.stages import run_stage
+from ser.stages import run_stage, stage_paths
 
 
 def main():
-    params = load_params()["split"]
-    manifest = pd.read_parquet("data/manifest.parquet")
-    split = make_split(manifest, params)
-    write_parquet("data/split.parquet", split)
+    paths = stage_paths(__doc__, "manifest", "split", "report")
+    params = load_params().split
+    split = make_split(pd.read_parquet(paths.manifest), params)
+    write_parquet(paths.split, split)
     runs = runs_of(split)
     names = run_names(runs)
     by_corpus = "corpus" in split  # several corpora (leave_one_corpus_out, split.also_train_on): name speakers
@@ -26,9 +24,9 @@ def main():
                      {"actors": {p: sorted(int(a) for a in g["actor"].unique())
                                  for p, g in assignment.groupby("partition")}})}
                  for run, assignment in runs.items()}
-    summary = {"protocol": params["protocol"], "subset": params["subset"], "repeats": params.get("repeats", 1)}
+    summary = {"protocol": params.protocol, "subset": params.subset, "repeats": params.repeats}
     summary.update(described["all"] if len(described) == 1 else {"runs": described})
-    write_json("reports/split.json", summary)
+    write_json(paths.report, summary)
     for name, run in described.items():
         print(f"split: {name}: {run['clips']}")
 

@@ -1,10 +1,9 @@
-"""Stage train: fit the selected arch once per run (repeat x fold); best checkpoints to models/, curves to reports/train/ (DVCLive).
+"""Stage train: fit the selected arch once per run (repeat x fold): the kept models, and DVCLive's curves.
 
 Run (repeat r, fold k) trains on that fold of repeat r's split with the seed `train.seed + r - 1`.
 """
 
-import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
-
+import dataclasses
 import time
 
 import pandas as pd
@@ -12,23 +11,41 @@ from dvclive import Live
 
 from ser.adaptation import effective_within, record_adaptation, run_view
 from ser.checkpoint import run_model_dir, save_checkpoint
+from ser.archs import check_archs
+from ser.config import load_params
 from ser.features import load_feature_cache
-from ser.params import load_params, selected_arch
+from ser.runtime import pick_device, set_torch_threads
 from ser.split import repeat_seed, run_names, runs_of
-from ser.stages import run_stage
-from ser.training import pick_device, set_torch_threads, train_model
+from ser.stages import run_stage, stage_paths
+from ser.training import train_model
+
+
+def split_record(params, assignment: pd.DataFrame, repeat: int, fold: int, runs: int) -> dict:
+    """What the card says of a run's split: what a user of the model needs to know it was trained on."""
+    tested = assignment[assignment["partition"] == "test"]
+    trained = assignment[assignment["partition"] != "test"]
+    record = {"protocol": params.split.protocol, "subset": params.split.subset, "repeat": repeat, "fold": fold,
+              "runs": runs, "split_seed": repeat_seed(params.split.seed, repeat),
+              # RAVDESS alone in a split made before the corpus column
+              "train_corpora": sorted(trained["corpus"].unique()) if "corpus" in trained else ["ravdess"]}
+    if params.split.protocol == "leave_one_corpus_out":
+        record["test_corpus"] = str(tested["corpus"].iloc[0])
+    else:
+        record["test_actors"] = sorted(int(a) for a in tested["actor"].unique())
+    return record
 
 
 def main():
+    paths = stage_paths(__doc__, "features", "split", "models", "live")
     params = load_params()
-    arch, arch_params = selected_arch(params)
-    options = params["train"]
-    set_torch_threads(params["cores"])
-    features, index, recipe = load_feature_cache("data/features")
-    assignments = pd.read_parquet("data/split.parquet")
-    device = pick_device(options["device"])
+    check_archs(params)
+    arch, arch_params = params.arch
+    set_torch_threads(params.cores)
+    features, index, recipe = load_feature_cache(paths.features)
+    assignments = pd.read_parquet(paths.split)
+    device = pick_device(params.train.device)
     try:
-        live = Live("reports/train", dvcyaml=None, save_dvc_exp=False, report=None)
+        live = Live(str(paths.live), dvcyaml=None, save_dvc_exp=False, report=None)
     except Exception as error:  # dvclive 3.49 reads HEAD before checking that a commit exists
         if "Empty git repo" in str(error):
             raise RuntimeError("DVCLive needs a git repository with at least one commit: "
@@ -36,37 +53,24 @@ def main():
         raise
     runs = runs_of(assignments)
     names = run_names(runs)
-    per = recipe.get("standardize", "channel")
-    by_corpus = params["split"]["protocol"] == "leave_one_corpus_out"
+    per = recipe["standardize"]
     with live:
         started = time.perf_counter()
         for (repeat, fold), assignment in runs.items():
             name = names[repeat, fold]
-            seed = repeat_seed(options["seed"], repeat)
-            within = effective_within(params["adaptation"]["within"], assignment)
+            seed = repeat_seed(params.train.seed, repeat)
+            within = effective_within(params.adaptation.within, assignment)
             trained_on = run_view(features, index, assignment, within, per)
-            state, card = train_model(arch, arch_params, trained_on, index, assignment, seed=seed,
-                                      batch_size=options["batch_size"], device=device,
-                                      standardize_per=per, logger=live,
-                                      metric_prefix=f"{name}/" if name else "")
-            card["feature_recipe"] = recipe
-            tested = assignment[assignment["partition"] == "test"]
-            card["split"] = {"protocol": params["split"]["protocol"], "subset": params["split"]["subset"],
-                             "repeat": repeat, "fold": fold, "runs": len(runs),
-                             "split_seed": repeat_seed(params["split"]["seed"], repeat)}
-            trained = assignment[assignment["partition"] != "test"]
-            # What a user of the model needs to know it was trained on (RAVDESS alone in an older split).
-            card["split"]["train_corpora"] = sorted(trained["corpus"].unique()) if "corpus" in trained else ["ravdess"]
-            if by_corpus:
-                card["split"]["test_corpus"] = str(tested["corpus"].iloc[0])
-            else:
-                card["split"]["test_actors"] = sorted(int(a) for a in tested["actor"].unique())
-            record_adaptation(card, features, index, assignment, arch_params["train"], within,
-                              params["adaptation"]["prior_files"], per)
-            save_checkpoint(run_model_dir("models", name), state, card)
+            state, card = train_model(arch, arch_params, trained_on, index, assignment, feature_recipe=recipe,
+                                      seed=seed, batch_size=params.train.batch_size, device=device,
+                                      standardize_per=per, logger=live, metric_prefix=f"{name}/" if name else "")
+            card = dataclasses.replace(card, split=split_record(params, assignment, repeat, fold, len(runs)))
+            card = record_adaptation(card, features, index, assignment, arch_params.train, within,
+                                     params.adaptation.prior_files, per)
+            save_checkpoint(run_model_dir(paths.models, name), state, card)
             print(f"train: {name or 'model'} (seed {seed}): best validation accuracy "
-                  f"{card['best_validation_accuracy']:.4f} at epoch {card['best_epoch']}/{card['epochs_run']} on {device}")
-        # Timing goes to the metrics, not the model card, so models/ is identical run to run.
+                  f"{card.best_validation_accuracy:.4f} at epoch {card.best_epoch}/{card.epochs_run} on {device}")
+        # Timing goes to the metrics, not the model card, so the models are identical run to run.
         live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
 
 

@@ -1,5 +1,6 @@
 """Standardizing within a group, labels unseen (src/ser/adaptation.py), and `ser predict --adapt`."""
 
+from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +9,7 @@ import torch
 from ser.adaptation import (adapted_standardization, compose, group_statistics, row_groups, shrunk_statistics,
                             standardize_array, standardize_within_groups)
 from ser.predict import Predictor, adaptation_groups
-from ser.training import standardize
+from ser.standardization import standardize
 from synthetic import tone
 
 
@@ -75,10 +76,10 @@ def test_shrinkage_moves_from_the_prior_to_the_group_with_its_size():
 
 def test_a_model_without_adaptation_takes_the_groups_statistics_as_they_are():
     own = {"mean": [1.0, 2.0], "std": [3.0, 4.0]}
-    assert adapted_standardization({"standardization": {"mean": [0, 0], "std": [1, 1]}}, own, files=7) == own
-    card = {"adaptation": {"prior": {"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "after": {"mean": [0.0, 0.0],
-                                                                                        "std": [1.0, 1.0]},
-                           "prior_files": 0}}
+    unadapted = SimpleNamespace(adaptation=None, standardization={"mean": [0, 0], "std": [1, 1]})  # a card's part
+    assert adapted_standardization(unadapted, own, files=7) == own
+    card = SimpleNamespace(adaptation={"prior": {"mean": [0.0, 0.0], "std": [1.0, 1.0]},
+                                       "after": {"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "prior_files": 0})
     assert adapted_standardization(card, own, files=7) == own
 
 

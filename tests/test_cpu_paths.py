@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import ser, sys
 import numpy as np
-from ser.augment import AugmentConfig, augment_signal, copy_generator
+from ser.augment import augment_signal, copy_generator
+from ser.config import Augment
 from ser.features import make_recipe
 t = np.arange(24000) / 16000
 clip = (0.3 * np.sin(2 * np.pi * (180 + 200 * t) * t) * np.hanning(len(t))).astype(np.float32)
-copy, _ = augment_signal(clip, 16000, copy_generator(42, "probe", 1), AugmentConfig())
+copy, _ = augment_signal(clip, 16000, copy_generator(42, "probe", 1),
+                         Augment(copies=4, time_stretch=[0.9, 1.1], pitch_shift_semitones=2.0, noise_peak_fraction=0.005, seed=42))
 recipe = make_recipe({"recipe": "whisper_embedding", "model": "Systran/faster-whisper-tiny.en"}, 16000)
 layers = make_recipe({"recipe": "whisper_layers", "model": "Systran/faster-whisper-tiny.en"}, 16000)
 np.save(sys.argv[1], np.concatenate([copy, recipe.extract(clip), recipe.extract(copy), layers.extract(copy).ravel()]))
@@ -38,6 +40,14 @@ def run_python(code: str, *args, **env) -> subprocess.CompletedProcess:
                           text=True, check=True)
 
 
+def test_a_stage_module_finds_numpy_pinned_whatever_it_imports_first():
+    shown = subprocess.run([sys.executable, "-c", "import stages.split, numpy as np; "
+                            "print(np._core._multiarray_umath.__cpu_features__.get('X86_V4'))"],
+                           cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"},
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "False"
+
+
 def test_importing_ser_first_keeps_numpy_off_its_avx512_kernels():
     shown = run_python("import ser, numpy as np; features = np._core._multiarray_umath.__cpu_features__; "
                        "print([features.get(name) for name in ('X86_V4', 'AVX512_ICL', 'AVX512_SPR')])")
@@ -48,9 +58,11 @@ def test_importing_ser_first_keeps_numpy_off_its_avx512_kernels():
     assert shown.stdout.strip() == "AVX512_SPR"
 
 
-@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix() for folder in ("stages", "benchmarks")
-                                          for p in (ROOT / folder).glob("*.py")))
-def test_every_stage_and_benchmark_imports_ser_before_anything_else(script):
+@pytest.mark.parametrize("script", ["stages/__init__.py", *sorted(p.relative_to(ROOT).as_posix()
+                                                                  for p in (ROOT / "benchmarks").glob("*.py"))])
+def test_the_stages_package_and_every_benchmark_import_ser_before_anything_else(script):
+    """The stages run as `python -m stages.<name>` (tests/test_dvc_deps.py), so their package's first import
+    comes before any of theirs; a benchmark runs as a script and imports ser first itself."""
     tree = ast.parse((ROOT / script).read_text())
     imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
                and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import soundfile as sf
 
 from ser.corpus import ARCHIVE_FOLDERS, make_name
@@ -321,7 +322,10 @@ def run_stage(workdir: Path, source_env: str | None) -> subprocess.CompletedProc
     env["PYTHONPATH"] = str(REPO / "src")
     if source_env is not None:
         env["SER_DOWNLOAD_SOURCE"] = source_env
-    return subprocess.run([sys.executable, str(REPO / "stages" / "download.py")], cwd=workdir, env=env,
+    env["PYTHONPATH"] += os.pathsep + str(REPO)  # the `stages` package
+    paths = ["--raw", "data/raw", "--corpora", "data/corpora", "--downloads", "data/downloads",
+             "--report", "reports/source.json"]
+    return subprocess.run([sys.executable, "-m", "stages.download", *paths], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -329,9 +333,12 @@ def test_stage_env_override_and_error(tmp_path):
     make_mirror(tmp_path / "mirror")
     work = tmp_path / "work"
     work.mkdir()
-    (work / "params.yaml").write_text(
-        "download:\n  source: ../no-such-mirror\n  zenodo_url: http://127.0.0.1:9/files/\n"
-        "  archives: {}\n  retries: 0\n")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # every stage reads the whole file
+    params["download"] = {"source": "../no-such-mirror", "zenodo_url": "http://127.0.0.1:9/files/", "archives": {},
+                          "retries": 0}
+    params["corpora"], params["prepare"]["corpora"], params["cross_corpus"]["corpora"] = {}, [], []
+    params["split"]["also_train_on"], params["split"]["leave_one_corpus_out"]["corpora"] = [], ["ravdess"]
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
 
     failed = run_stage(work, None)
     assert failed.returncode == 1

@@ -53,13 +53,38 @@ def test_every_imported_module_is_a_declared_dep(stage):
     script = ROOT / "stages" / f"{stage}.py"
     definition = STAGES[stage].get("do", STAGES[stage])  # a foreach stage's template
     deps = [dep for dep in definition["deps"] if isinstance(dep, str)]
-    assert f"stages/{stage}.py" in deps
+    assert f"stages/{stage}.py" in deps and "stages/__init__.py" in deps
     missing = sorted(path for path in imported_files(script)
                      if not any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps))
     assert not missing, f"stage {stage} imports {missing} but dvc.yaml does not list them as deps"
 
 
 def test_the_walk_follows_imports_through_modules():
-    # train imports ser.training, which imports ser.evaluation, which imports ser.drift.
+    # train imports ser.training, which imports ser.inference, which imports ser.evaluation, which imports ser.drift.
     assert "src/ser/drift.py" in imported_files(ROOT / "stages" / "train.py")
     assert "src/ser/__init__.py" in imported_files(ROOT / "stages" / "split.py")
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "cross_corpus"])
+def test_serving_a_model_never_imports_the_training_loop(stage):
+    """An edit to the loop re-runs train alone: the stages that serve its models neither import nor list it."""
+    assert "src/ser/training.py" not in imported_files(ROOT / "stages" / f"{stage}.py")
+    assert "src/ser/training.py" not in STAGES[stage].get("do", STAGES[stage])["deps"]
+    assert "src/ser/training.py" not in imported_files(ROOT / "src" / "ser" / "predict.py")
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_dvc_yaml_is_the_one_place_for_a_stages_paths(stage):
+    """Each stage runs as a module of the `stages` package (so `ser` is imported before numpy, see
+    stages/__init__.py), and takes every path from its cmd: the script itself names none."""
+    definition = STAGES[stage].get("do", STAGES[stage])
+    assert definition["cmd"].startswith(f"python -m stages.{stage} ")
+    literals = [node.value for node in ast.walk(ast.parse((ROOT / "stages" / f"{stage}.py").read_text()))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    named = [text for text in literals if any(part in text for part in ("data/", "reports/", "models/"))
+             and "python -m" not in text]
+    assert not named, f"stages/{stage}.py names paths that dvc.yaml should give it: {named}"
+    given = definition["cmd"].split()
+    for out in [*definition.get("outs", []), *definition.get("metrics", []), *definition.get("plots", [])]:
+        path = out if isinstance(out, str) else next(iter(out))
+        assert any(path == arg or path.startswith(arg + "/") for arg in given), f"{path}: not under a path of the cmd"

@@ -114,6 +114,27 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert all(line[1] in card["labels"] for line in lines)
 
 
+def test_a_misspelt_param_fails_and_names_it(repo):
+    repo, env = repo
+    params_text = (repo / "params.yaml").read_text()
+    try:
+        # DVC itself refuses to override a key params.yaml lacks; `+key=value` appends it, and then the stages'
+        # own parsing (ser.config) stops the first stage that runs, naming the key.
+        for assignment, message in (("archs.whisper_mlp.train.lr_typo=1", "Could not override"),
+                                    ("+archs.whisper_mlp.train.lr_typo=1", "params.yaml: archs.whisper_mlp.train.lr_typo: "
+                                                                          "unknown key (known: augmented_copies, ")):
+            failed = subprocess.run(["dvc", "exp", "run", "-S", assignment], cwd=repo, env=env,
+                                    capture_output=True, text=True)
+            assert failed.returncode != 0 and message in failed.stdout + failed.stderr
+            assert "archs.whisper_mlp.train.lr_typo" in failed.stdout + failed.stderr
+            assert "Traceback" not in failed.stdout + failed.stderr
+    finally:
+        (repo / "params.yaml").write_text(params_text)
+    # DVC removed train's outputs before the stage failed; the params as they were bring them back.
+    assert set(stages_run(run(["dvc", "repro"], repo, env))) <= {"train", "evaluate", "cross_corpus@tones"}
+    assert "up to date" in run(["dvc", "status"], repo, env)
+
+
 def test_train_param_reruns_train_and_what_reads_the_model_only(repo):
     repo, env = repo
     first = json.loads((repo / "reports/metrics.json").read_text())

@@ -4,23 +4,23 @@ import json
 from pathlib import Path
 
 from ser.drift import WATCHED
-from ser.params import load_params
+from ser.config import load_params
 from ser.split import PROTOCOLS
 from ser.reproduce import CI_REDERIVES, command_for, git_identity, kept_result, ordered
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = {"split": {"protocol": "random"}, "model": {"arch": "whisper_mlp"}}
+DEFAULT = ("random", "whisper_mlp")  # (split.protocol, model.arch)
 
 
 def test_the_default_runs_as_dvc_repro_and_first():
     entries = [("actor_kfold", "whisper_mlp"), ("random", "cnn_gru_attn"), ("random", "whisper_mlp")]
-    assert ordered(entries, PARAMS)[0] == ("random", "whisper_mlp")
-    assert command_for("random", "whisper_mlp", PARAMS) == ["dvc", "repro"]
+    assert ordered(entries, DEFAULT)[0] == ("random", "whisper_mlp")
+    assert command_for("random", "whisper_mlp", DEFAULT) == ["dvc", "repro"]
 
 
 def test_other_entries_set_both_protocol_and_arch():
     # An earlier experiment leaves its params in the workspace, so each one must set both.
-    assert command_for("random", "cnn_gru_attn", PARAMS) == [
+    assert command_for("random", "cnn_gru_attn", DEFAULT) == [
         "dvc", "exp", "run", "-S", "split.protocol=random", "-S", "model.arch=cnn_gru_attn"]
 
 
@@ -31,7 +31,7 @@ def test_every_entry_has_a_committed_result_and_a_known_arch_and_protocol():
         kept = json.loads((ROOT / kept_result(protocol, arch)).read_text())
         # The drift check's tolerance comes from the spread over repeats: one run has none.
         assert kept["repeats"] >= 2 and all(kept["drift_tolerance"][name] > 0 for name in WATCHED)
-        assert arch in params["archs"]
+        assert arch in params.archs
         assert protocol in PROTOCOLS
 
 

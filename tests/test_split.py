@@ -1,14 +1,30 @@
 """The split, and the proof that nothing of a test or validation clip reaches training."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from ser.config import Split, parse
 from ser.corpus import make_name, parse_name
-from ser.split import actor_folds, assign_folds, assign_partitions, make_split, run_names, runs_of
-from ser.training import partition_rows
+from ser.rows import partition_rows
+from ser.split import actor_folds, assign_folds, assign_partitions, run_names, runs_of
+from ser.split import make_split as split_by_params
+
+# params.yaml's split section, one repeat and RAVDESS alone unless a test says otherwise.
+BASE = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["split"],
+        "repeats": 1, "also_train_on": []}
+
+
+def make_split(manifest: pd.DataFrame, changes: dict) -> pd.DataFrame:
+    """ser.split.make_split on BASE with a test's changes, parsed as the stage parses params.yaml."""
+    merged = {**BASE, **changes}
+    for section in ("actor_kfold", "leave_one_corpus_out"):
+        merged[section] = {**BASE[section], **changes.get(section, {})}
+    return split_by_params(manifest, parse(Split, merged, "split"))
 
 
 def full_ravdess_manifest() -> pd.DataFrame:

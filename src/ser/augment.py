@@ -8,9 +8,9 @@ or order, and adding clips never changes the copies of the others.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import librosa
 import numpy as np
@@ -22,16 +22,10 @@ from . import usable_cores
 from .audio import BadAudio, load_audio
 from .io import atomic_path
 
+if TYPE_CHECKING:
+    from .config import Augment
+
 INDEX_FILE = "index.parquet"
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    copies: int = 4
-    time_stretch: tuple[float, float] = (0.9, 1.1)
-    pitch_shift_semitones: float = 2.0
-    noise_peak_fraction: float = 0.005
-    seed: int = 42
 
 
 def copy_generator(seed: int, clip_id: str, copy: int) -> np.random.Generator:
@@ -39,7 +33,7 @@ def copy_generator(seed: int, clip_id: str, copy: int) -> np.random.Generator:
 
 
 def augment_signal(signal: np.ndarray, sample_rate: int, rng: np.random.Generator,
-                   config: AugmentConfig) -> tuple[np.ndarray, dict]:
+                   config: Augment) -> tuple[np.ndarray, dict]:
     rate = rng.uniform(*config.time_stretch)
     semitones = rng.uniform(-config.pitch_shift_semitones, config.pitch_shift_semitones)
     out = librosa.effects.time_stretch(signal, rate=rate)
@@ -70,7 +64,7 @@ def _augment_clip(task) -> list[dict]:
 
 
 def augment_corpus(manifest: pd.DataFrame, raw_dir: str | Path, out_dir: str | Path, sample_rate: int,
-                   config: AugmentConfig, workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+                   config: Augment, workers: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Write `config.copies` augmented FLAC copies of every manifest clip into `out_dir`.
 
     All clips are augmented, whatever the split, so switching protocol or fold

@@ -6,19 +6,21 @@ from pathlib import Path
 
 import torch
 
+from .card import ModelCard
 from .io import atomic_path, write_json
 from .models import build_model
 
 WEIGHTS_FILE, CARD_FILE = "model.pt", "model.json"
 
 
-def save_checkpoint(model_dir: str | Path, state_dict: dict, card: dict) -> None:
-    """`card` holds arch, model options, labels, feature recipe, input shape and standardization."""
+def save_checkpoint(model_dir: str | Path, state_dict: dict, card: ModelCard) -> None:
+    """The weights with the whole card (model.pt), and the card without its statistics (model.json) for reading."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    saved = card.to_json()
     with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-        torch.save({"card": card, "state_dict": state_dict}, tmp)
-    write_json(model_dir / CARD_FILE, {k: v for k, v in card.items() if k != "standardization"})
+        torch.save({"card": saved, "state_dict": state_dict}, tmp)
+    write_json(model_dir / CARD_FILE, {k: v for k, v in saved.items() if k != "standardization"})
 
 
 def run_model_dir(model_dir: str | Path, name: str) -> Path:
@@ -42,16 +44,17 @@ def model_dirs(model_dir: str | Path) -> list[Path]:
     return runs
 
 
-def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ModelCard]:
     path = Path(model_dir) / WEIGHTS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model here (run `dvc repro` first)")
     saved = torch.load(path, map_location=device, weights_only=False)
-    return restore_model(saved["card"], saved["state_dict"], device), saved["card"]
+    card = ModelCard.from_json(saved["card"], source=str(path))
+    return restore_model(card, saved["state_dict"], device), card
 
 
-def restore_model(card: dict, state_dict: dict, device: str = "cpu") -> torch.nn.Module:
+def restore_model(card: ModelCard, state_dict: dict, device: str = "cpu") -> torch.nn.Module:
     """The trained network described by `card` (as `train_model` returns it), in eval mode on `device`."""
-    model = build_model(card["arch"], card["input_shape"], len(card["labels"]), **card["model_options"])
+    model = build_model(card.arch, card.input_shape, len(card.labels), **card.model_options)
     model.load_state_dict(state_dict)
     return model.to(device).eval()

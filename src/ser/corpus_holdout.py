@@ -17,9 +17,10 @@ import pandas as pd
 import torch
 
 from .adaptation import model_view, run_view
+from .card import ModelCard
 from .corpus import EMOTIONS
 from .cross_corpus import cross_corpus_scores
-from .training import partition_logits
+from .inference import partition_logits
 
 MODES = ("batch", "single")
 IDENTITY = {"mean": [0.0], "std": [1.0]}  # features already standardized within their groups
@@ -27,15 +28,15 @@ SCORES = {"four_class_ua": ("four_class", "balanced_accuracy"), "shared_ua": ("s
           "shared_accuracy": ("shared", "accuracy")}
 
 
-def score_run(model, card: dict, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
+def score_run(model, card: ModelCard, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
               device) -> tuple[dict, list[dict]]:
     """One run's scores on its tested corpus in both modes, and each clip's actual and batch-mode prediction."""
     scores, records = {}, []
-    per = card["feature_recipe"].get("standardize", "channel")
+    per = card.feature_recipe["standardize"]
     batch = model_view(features, index, assignment, card, per)
-    if "adaptation" not in card:  # trained on pooled statistics: the corpus on its own, as cross_corpus does
+    if card.adaptation is None:  # trained on pooled statistics: the corpus on its own, as cross_corpus does
         batch = run_view(features, index, assignment, "corpus", per), IDENTITY
-    views = {"batch": batch, "single": (features, card["standardization"])}
+    views = {"batch": batch, "single": (features, card.standardization)}
     for mode in MODES:
         array, standardization = views[mode]
         rows, actual, logits = partition_logits(model, array, index, assignment, standardization, device)

@@ -31,7 +31,8 @@ from .features import make_recipe
 from .features.base import CACHE_KEYS
 from .speech import speech_seconds
 from .adaptation import adapted_standardization
-from .training import fit_standardization, pick_device, standardization_tensors, standardize
+from .runtime import pick_device
+from .standardization import fit_standardization, standardization_tensors, standardize
 
 WINDOW_SECONDS = 6.0
 MIN_SECONDS = 0.25
@@ -61,14 +62,14 @@ class Predictor:
         self.models = [model for model, _ in loaded]
         self.cards = [card for _, card in loaded]
         self.card = self.cards[0]
-        self.standardizations = [standardization_tensors(card["standardization"], self.device) for card in self.cards]
-        if any(card["feature_recipe"] != self.card["feature_recipe"] or card["labels"] != self.card["labels"]
+        self.standardizations = [standardization_tensors(card.standardization, self.device) for card in self.cards]
+        if any(card.feature_recipe != self.card.feature_recipe or card.labels != self.card.labels
                for card in self.cards):
             raise ValueError(f"{model_dir}: its run models differ in feature recipe or labels")
-        recipe = {k: v for k, v in self.card["feature_recipe"].items() if k not in CACHE_KEYS}
-        self.sample_rate = self.card["feature_recipe"]["sample_rate"]
+        recipe = {k: v for k, v in self.card.feature_recipe.items() if k not in CACHE_KEYS}
+        self.sample_rate = self.card.feature_recipe["sample_rate"]
         self.recipe = make_recipe(recipe, self.sample_rate)
-        self.labels = self.card["labels"]
+        self.labels = self.card.labels
         self.window = int(window_seconds * self.sample_rate)
 
     def keep_runs(self, keep) -> None:
@@ -103,7 +104,7 @@ class Predictor:
         """Each run model's standardization for a group of `files` recordings whose window features are
         `features`: the group's own statistics, labels unseen (ser.adaptation)."""
         stacked = features.cpu().numpy()
-        per = self.card["feature_recipe"].get("standardize", "channel")
+        per = self.card.feature_recipe["standardize"]
         own = fit_standardization(stacked, np.arange(len(stacked)), per=per)
         return [standardization_tensors(adapted_standardization(card, own, files=files), self.device)
                 for card in self.cards]

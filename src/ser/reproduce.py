@@ -21,7 +21,7 @@ import sys
 import time
 
 from . import drift
-from .params import load_params
+from .config import load_params
 
 # What CI re-derives on 2 CPU cores, in the order it runs them (measured times in the README).
 CI_REDERIVES = (
@@ -34,17 +34,16 @@ def kept_result(protocol: str, arch: str) -> str:
     return f"reports/results/{protocol}/{arch}.json"
 
 
-def command_for(protocol: str, arch: str, params: dict) -> list[str]:
-    """`dvc repro` for the params.yaml default, else a `dvc exp run` that sets both choices."""
-    if (protocol, arch) == (params["split"]["protocol"], params["model"]["arch"]):
+def command_for(protocol: str, arch: str, default: tuple[str, str]) -> list[str]:
+    """`dvc repro` for params.yaml's (split.protocol, model.arch), else a `dvc exp run` that sets both choices."""
+    if (protocol, arch) == default:
         return ["dvc", "repro"]
     # Both are set every time: an experiment in the workspace leaves its params in params.yaml.
     return ["dvc", "exp", "run", "-S", f"split.protocol={protocol}", "-S", f"model.arch={arch}"]
 
 
-def ordered(entries, params: dict) -> list[tuple[str, str]]:
+def ordered(entries, default: tuple[str, str]) -> list[tuple[str, str]]:
     """The default first, so the cheapest check of the whole pipeline fails first."""
-    default = (params["split"]["protocol"], params["model"]["arch"])
     return sorted(entries, key=lambda entry: entry != default)
 
 
@@ -64,14 +63,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rev", default="HEAD", help="the commit whose kept results are the reference")
     args = parser.parse_args(argv)
     params = load_params()
-    entries = ordered(CI_REDERIVES, params)
+    default = (params.split.protocol, params.model.arch)
+    entries = ordered(CI_REDERIVES, default)
     missing = [kept_result(*entry) for entry in entries if not os.path.exists(kept_result(*entry))]
     if missing:
         print(f"reproduce: no committed result to compare with: {', '.join(missing)}", file=sys.stderr)
         return 1
     env = git_identity(os.environ)
     for protocol, arch in entries:
-        command = command_for(protocol, arch, params)
+        command = command_for(protocol, arch, default)
         print(f"reproduce: {protocol}/{arch}: {' '.join(command)}", flush=True)
         started = time.monotonic()
         subprocess.run(command, check=True, env=env)

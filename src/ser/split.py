@@ -24,11 +24,16 @@ for the random 80/20 and every validation draw (and training uses `train.seed
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .corpora import RAVDESS
+
+if TYPE_CHECKING:
+    from .config import Split
 
 PROTOCOLS = ("random", "actor_holdout", "actor_kfold", "leave_one_corpus_out")
 SUBSETS = ("all", "speech", "song")
@@ -237,33 +242,30 @@ def with_training_corpora(assignment: pd.DataFrame, manifest: pd.DataFrame, corp
     return pd.concat(folds, ignore_index=True)
 
 
-def make_split(manifest: pd.DataFrame, params: dict) -> pd.DataFrame:
+def make_split(manifest: pd.DataFrame, params: Split) -> pd.DataFrame:
     """The split that the `split` section of params.yaml describes, `repeats` times over."""
-    repeats = params.get("repeats", 1)
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"split.repeats is {repeats!r}; expected a whole number of at least 1")
     original = manifest
-    if params["protocol"] != "leave_one_corpus_out":
+    if params.protocol != "leave_one_corpus_out":
         manifest = ravdess_clips(manifest)
     drawn = []
-    for repeat in range(1, repeats + 1):
-        seed = repeat_seed(params["seed"], repeat)
-        if params["protocol"] == "leave_one_corpus_out":
-            options = params["leave_one_corpus_out"]
-            one = assign_corpus_folds(manifest, options["corpora"], subset=options["subset"],
-                                      validation_fraction=params["validation_fraction"], seed=seed)
-        elif params["protocol"] == "actor_kfold":
-            kfold = params["actor_kfold"]
-            one = assign_folds(manifest, kfold["folds"], subset=params["subset"], train_subset=kfold["train_subset"],
-                               test_subset=kfold["test_subset"], validation_fraction=params["validation_fraction"],
-                               validation_by=params.get("validation_by", "actor"), seed=seed)
+    for repeat in range(1, params.repeats + 1):
+        seed = repeat_seed(params.seed, repeat)
+        if params.protocol == "leave_one_corpus_out":
+            options = params.leave_one_corpus_out
+            one = assign_corpus_folds(manifest, options.corpora, subset=options.subset,
+                                      validation_fraction=params.validation_fraction, seed=seed)
+        elif params.protocol == "actor_kfold":
+            kfold = params.actor_kfold
+            one = assign_folds(manifest, kfold.folds, subset=params.subset, train_subset=kfold.train_subset,
+                               test_subset=kfold.test_subset, validation_fraction=params.validation_fraction,
+                               validation_by=params.validation_by, seed=seed)
         else:
-            one = assign_partitions(manifest, params["protocol"], subset=params["subset"],
-                                    test_fraction=params["test_fraction"], test_actors=params["test_actors"],
-                                    validation_fraction=params["validation_fraction"],
-                                    validation_by=params.get("validation_by", "actor"), seed=seed)
-        if params["protocol"] != "leave_one_corpus_out" and params.get("also_train_on"):
-            one = with_training_corpora(one, original, params["also_train_on"])
+            one = assign_partitions(manifest, params.protocol, subset=params.subset,
+                                    test_fraction=params.test_fraction, test_actors=params.test_actors,
+                                    validation_fraction=params.validation_fraction,
+                                    validation_by=params.validation_by, seed=seed)
+        if params.protocol != "leave_one_corpus_out" and params.also_train_on:
+            one = with_training_corpora(one, original, params.also_train_on)
         drawn.append(one.assign(repeat=repeat))
     split = pd.concat(drawn, ignore_index=True)
     return split[["repeat", *[c for c in split.columns if c != "repeat"]]]

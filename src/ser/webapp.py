@@ -37,11 +37,11 @@ def build_app(predictor: Predictor) -> gr.Blocks:
             return None, f"**{NO_SPEECH}** in this {result.duration:.1f} s recording: no emotion is given"
         seconds = "one window" if result.windows == 1 else f"{result.windows} windows averaged"
         speech = "" if result.speech_seconds is None else f"{result.speech_seconds:.1f} s of speech; "
-        return result.probabilities, f"**{result.emotion}** ({speech}{seconds}; model `{predictor.card['arch']}`)"
+        return result.probabilities, f"**{result.emotion}** ({speech}{seconds}; model `{predictor.card.arch}`)"
 
     with gr.Blocks(title="Speech emotion recognition") as app:
         gr.Markdown("## Speech emotion recognition\nUpload or record a clip of speech or song: the model "
-                    f"(`{predictor.card['arch']}`, trained on RAVDESS) gives the probability of each of "
+                    f"(`{predictor.card.arch}`, trained on RAVDESS) gives the probability of each of "
                     f"its {len(predictor.labels)} emotions.")
         with gr.Row():
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register
+from . import Network, register
 from .layers import AttentionPooling, frames_as_sequence
 
 
 @register("cnn_bilstm_attn")
-class CNNBiLSTMAttention(nn.Module):
+class CNNBiLSTMAttention(Network):
     def __init__(self, input_shape, n_classes: int, conv_channels: int = 32, lstm_hidden: int = 128,
                  dropout: float = 0.0):
         super().__init__()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register
+from . import Network, register
 from .layers import AttentionPooling, frames_as_sequence
 
 
 @register("cnn_bilstm_attn_logmel")
-class LogMelCNNBiLSTMAttention(nn.Module):
+class LogMelCNNBiLSTMAttention(Network):
     def __init__(self, input_shape, n_classes: int, conv_channels=(32, 64), lstm_hidden: int = 128,
                  dropout: float = 0.2):
         super().__init__()

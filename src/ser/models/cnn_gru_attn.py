@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register
+from . import Network, register
 from .layers import AttentionPooling
 
 
 @register("cnn_gru_attn")
-class CNNGRUAttention(nn.Module):
+class CNNGRUAttention(Network):
     def __init__(self, input_shape, n_classes: int, conv_channels=(64, 128), kernel_size: int = 5,
                  gru_hidden: int = 128, dropout: float = 0.3):
         super().__init__()

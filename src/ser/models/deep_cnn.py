@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register
+from . import Network, register
 
 
 def conv_block(width: int, channels: int, dropout: float) -> nn.Sequential:
@@ -15,7 +15,7 @@ def conv_block(width: int, channels: int, dropout: float) -> nn.Sequential:
 
 
 @register("deep_cnn")
-class DeepCNN(nn.Module):
+class DeepCNN(Network):
     def __init__(self, input_shape, n_classes: int, conv_channels=(64, 128, 256, 512, 512),
                  dense=(256, 128), conv_dropout: float = 0.3, dense_dropout: float = 0.5):
         super().__init__()

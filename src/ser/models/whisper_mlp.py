@@ -9,18 +9,18 @@ the model first chooses what it reads:
 - `layers`: `all`, `last` (the seed's choice) or a list of state numbers
   (0 = the convolutions' output, i = layer i);
 - `statistics`: `[mean, std]` or `[mean]` (the seed's);
-- `head`: `concat` puts the chosen states side by side before the MLP;
-  `weighted_sum` mixes them with learned softmax weights first (SUPERB's
-  weighted sum), so the MLP sees one state's width.
+and puts the chosen states side by side before the MLP. (A SUPERB-style learned
+weighted sum of the states read 4.2 points lower under `random` and was removed;
+docs/experiments.md, "Options removed", names the commit that has it.)
 Over `whisper_embedding` features (one vector per clip) it is the seed's MLP as is.
 
 `logistic_c` adds a second member: a multinomial logistic regression over the
-same chosen inputs (the states side by side, whatever the head), L2-penalized
+same chosen inputs, L2-penalized
 with scikit-learn's C, fitted once the MLP has trained, on the rows it trained
 on (`fit_logistic`). The model then returns the log of the two members' mean
 class probabilities. Across speakers the strongly penalized linear member
 generalizes at least as well as the MLP, and the two err on other clips
-(README, "Whisper: every layer"). null keeps the MLP alone, as the seed has it.
+(docs/experiments.md, "Whisper: every layer"). null keeps the MLP alone, as the seed has it.
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import register
+from . import Network, register
 
 # Fits already made in this process, by a digest of their inputs: under actor_kfold with the refit, every
 # repeat of a fold fits the same rows, and a convex fit of the same inputs is the same fit.
 _LOGISTIC_FITS: dict[str, tuple[np.ndarray, np.ndarray, dict]] = {}
 
 STATISTICS = ("mean", "std")
-HEADS = ("concat", "weighted_sum")
 LOGISTIC_MAX_ITER = 1000
 ABSENT_CLASS_LOGIT = 30.0
 
@@ -55,17 +54,14 @@ def chosen_states(layers, n_states: int) -> list[int]:
 
 
 @register("whisper_mlp")
-class WhisperMLP(nn.Module):
+class WhisperMLP(Network):
     def __init__(self, input_shape, n_classes: int, hidden=(256, 128), dropout: float = 0.3,
-                 layers="all", statistics=STATISTICS, head: str = "concat", logistic_c: float | None = None):
+                 layers="all", statistics=STATISTICS, logistic_c: float | None = None):
         super().__init__()
         if logistic_c is not None and not float(logistic_c) > 0:
             raise ValueError(f"logistic_c is {logistic_c!r}: expected a positive number (scikit-learn's C) or null")
-        if head not in HEADS:
-            raise ValueError(f"head {head!r}: expected one of {', '.join(HEADS)}")
         if not statistics or any(s not in STATISTICS for s in statistics):
             raise ValueError(f"statistics {statistics!r}: expected a list of {', '.join(STATISTICS)}")
-        self.head = head
         if len(input_shape) == 1:  # one pooled vector per clip
             (width,) = input_shape
             self.states = self.statistics = None
@@ -77,14 +73,10 @@ class WhisperMLP(nn.Module):
                                  persistent=False)
             per_state = len(statistics) * state_width
             width = chosen_width = len(self.states) * per_state
-            if head == "weighted_sum":
-                self.layer_logits = nn.Parameter(torch.zeros(len(self.states)))
-                width = per_state
         layers_ = []
         for size in hidden:
             layers_ += [nn.Linear(width, size), nn.LayerNorm(size), nn.GELU(), nn.Dropout(dropout)]
             width = size
-        self.embedding_width = width  # what embed() returns per clip, for a speaker adversary to read
         layers_.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers_)
         self.logistic_c = None if logistic_c is None else float(logistic_c)
@@ -95,27 +87,14 @@ class WhisperMLP(nn.Module):
             self.register_buffer("logistic_bias", torch.zeros(n_classes))
             self.register_buffer("logistic_fitted", torch.tensor(False))
 
-    def layer_weights(self) -> torch.Tensor | None:
-        """The weighted-sum head's softmax weight per chosen state (None for concat)."""
-        return torch.softmax(self.layer_logits, 0) if self.head == "weighted_sum" and self.states is not None else None
-
     def selected(self, features):
         """The chosen states' chosen statistics, (batch, states, statistics x width); a pooled vector as it is."""
         if self.states is None:
             return features
         return features.index_select(1, self.states).index_select(2, self.statistics).flatten(2)
 
-    def embed(self, features):  # (batch, width) or (batch, states, 2, width) -> the last hidden layer's output
-        x = self.selected(features)
-        if self.states is not None and self.head == "weighted_sum":
-            x = torch.einsum("bsw,s->bw", x, self.layer_weights())
-        return self.net[:-1](x.flatten(1))
-
-    def classify(self, embedding):
-        return self.net[-1](embedding)
-
-    def forward(self, features):
-        logits = self.classify(self.embed(features))
+    def forward(self, features):  # (batch, width) or (batch, states, 2, width)
+        logits = self.net(self.selected(features).flatten(1))
         if self.logistic_c is None or not bool(self.logistic_fitted):
             return logits
         # Returned as log-probabilities, which any caller's softmax or argmax reads as logits.
@@ -125,6 +104,13 @@ class WhisperMLP(nn.Module):
     def logistic_logits(self, features):
         """The logistic-regression member's logits alone."""
         return self.selected(features).flatten(1) @ self.logistic_weight.T + self.logistic_bias
+
+    def after_training(self, inputs: torch.Tensor, labels: np.ndarray, sample_weight: np.ndarray | None = None):
+        """The logistic member's fit (where `logistic_c` asks for one), on the standardized rows the MLP trained
+        on (the cache's shape), their class numbers and weights; what the model card records of the fit."""
+        if self.logistic_c is None:
+            return None
+        return self.fit_logistic(inputs, labels, sample_weight)
 
     def fit_logistic(self, inputs: torch.Tensor, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
         """Fit the logistic-regression member on standardized training `inputs` (the cache's shape) and their

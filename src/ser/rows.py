@@ -1,0 +1,47 @@
+"""Which rows of the feature cache each partition, and each trained model, uses.
+
+A copy (copy > 0) is selected only through its source clip's partition, so no copy of a
+validation or test clip can reach training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .corpus import EMOTIONS
+
+
+def partition_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool = True) -> dict[str, np.ndarray]:
+    """Feature-cache rows per partition: training takes a clip and its copies (`copies`); the others, originals only."""
+    partition = index["clip_id"].map(assignments.set_index("clip_id")["partition"])
+    original = index["copy"] == 0
+    return {
+        "train": np.flatnonzero((partition == "train") & (original | copies)),
+        "validation": np.flatnonzero((partition == "validation") & original),
+        "test": np.flatnonzero((partition == "test") & original),
+    }
+
+
+def clip_values(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame, column: str) -> pd.Series:
+    """A column of the split (emotion, actor, ...) for each of the cache `rows`, through its clip."""
+    return index["clip_id"].iloc[rows].map(assignments.set_index("clip_id")[column])
+
+
+def labels_for(index: pd.DataFrame, rows: np.ndarray, assignments: pd.DataFrame) -> np.ndarray:
+    emotion = clip_values(index, rows, assignments, "emotion")
+    return emotion.map({name: i for i, name in enumerate(EMOTIONS)}).to_numpy(dtype=np.int64, copy=True)
+
+
+def refit_rows(index: pd.DataFrame, assignments: pd.DataFrame, copies: bool) -> np.ndarray:
+    """Training and validation clips (with their copies when `copies`): never a test clip or its copies."""
+    merged = assignments.assign(partition=assignments["partition"].replace({"validation": "train"}))
+    return partition_rows(index, merged, copies=copies)["train"]
+
+
+def final_model_rows(index: pd.DataFrame, assignments: pd.DataFrame, recipe) -> np.ndarray:
+    """The cache rows that the kept model trained on under `recipe` (an arch's TrainRecipe): the refit's
+    training and validation clips, or the training clips alone, with their copies as the recipe says."""
+    if recipe.refit:
+        return refit_rows(index, assignments, copies=recipe.augmented_copies)
+    return partition_rows(index, assignments, copies=recipe.augmented_copies)["train"]
