@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from ser.checkpoint import load_checkpoint, save_checkpoint
+from ser.config import load_params
 from ser.corpus import parse_name
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
-from ser.config import load_params
-from ser.split import assign_partitions
 from ser.inference import Batches, predict_logits
+from ser.models import build_model
+from ser.runtime import seed_everything
+from ser.split import assign_partitions
 from ser.training import train_model
 from synthetic import make_corpus
 
@@ -44,6 +46,12 @@ def test_short_training_run_with_the_arch_recipe(arch, corpus, tmp_path):
     state, card = train_model(arch, short, features, index, split, feature_recipe=recipe_config, seed=0,
                               batch_size=PARAMS.train.batch_size, device=torch.device("cpu"), progress=False)
     assert card.epochs_run == 2 and card.input_shape == list(recipe.shape)
+    # The optimizer moved the weights: the seeded network as it was built is not what came back (parameters
+    # only: batch norm's running statistics change in training mode without any optimizer step).
+    seed_everything(0)
+    initial = dict(build_model(arch, recipe.shape, 8, **section.model).named_parameters())
+    unmoved = [name for name, value in initial.items() if torch.equal(value.detach(), state[name])]
+    assert not unmoved, f"{arch}: training left {unmoved} as they were built"
     assert card.batch_size == (section.train.batch_size or PARAMS.train.batch_size)
     save_checkpoint(tmp_path / "model", state, card)
     model, loaded = load_checkpoint(tmp_path / "model")

@@ -165,3 +165,16 @@ def test_a_file_that_is_not_a_mapping_is_named(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ParamsError, match=r"params\.yaml: expected a mapping of sections"):
         load_params(path)
+
+
+def test_a_corpus_that_split_uses_must_be_in_the_manifest(tmp_path):
+    params = repo_params()
+    params["prepare"]["corpora"] = ["emodb"]
+    params["split"]["protocol"] = "leave_one_corpus_out"
+    with pytest.raises(ParamsError, match=r"prepare\.corpora: lacks emovo, turev, which split uses"):
+        load_params(write(tmp_path, params))
+    params["split"]["protocol"] = "random"  # the in-corpus protocols use RAVDESS alone
+    load_params(write(tmp_path, params))
+    params["split"]["also_train_on"] = ["turev"]
+    with pytest.raises(ParamsError, match=r"prepare\.corpora: lacks turev"):
+        load_params(write(tmp_path, params))

@@ -42,3 +42,16 @@ def test_a_result_without_a_tolerance_cannot_pass():
 def test_a_vanished_metric_fails():
     gone = {PATH: {"accuracy": {"old": 0.78, "new": None}}}
     assert "missing now" in drifted(gone, TOLERANCE)[0]
+
+
+def test_a_check_that_compares_nothing_fails():
+    assert "nothing was compared" in drifted({}, TOLERANCE)[0]
+    problems = drifted(diff(0.78, 0.78), TOLERANCE, targets=[PATH, "reports/results/random/whisper_mlp.json"])
+    assert problems == ["reports/results/random/whisper_mlp.json: no metrics on either side (a wrong target?)"]
+
+
+def test_a_watched_metric_missing_on_both_sides_fails():
+    only_count = {PATH: {"n_test": {"old": 490, "new": 490, "diff": 0}}}
+    problems = drifted(only_count, TOLERANCE)
+    assert [p.split(":")[1].split()[0] for p in problems] == ["accuracy", "macro_f1"]
+    assert "in neither the committed nor the new metrics" in problems[0]

@@ -115,6 +115,22 @@ def test_whisper_cache_is_the_same_from_one_process_or_one_encoder_per_core(tmp_
         np.testing.assert_allclose(pooled, serial, rtol=0, atol=1e-5)
 
 
+def test_the_default_whisper_layers_cache_is_bit_identical_whatever_the_worker_count(tmp_path):
+    """dvc.yaml leaves `cores` out of the features stage's params because the cache does not depend on it: every
+    clip is encoded by one single-threaded encoder, in this process (one worker) or in a pool (several)."""
+    paths = []
+    for i, seconds in enumerate((0.8, 1.7, 2.5)):
+        paths.append(tmp_path / f"clip{i}.wav")
+        sf.write(paths[-1], chirp(seconds), RATE)
+    items = pd.DataFrame({"clip_id": list("abc"), "copy": 0, "path": [str(p) for p in paths]})
+    recipe = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "trim_db": 35, "normalize": "clip"}, RATE)
+    if not recipe.parallel:
+        pytest.skip("PyTorch sees a GPU: the encoder runs in one process")
+    compute_feature_cache(recipe, items, tmp_path / "pool", workers=2, progress=False)
+    compute_feature_cache(recipe, items, tmp_path / "serial", workers=1, progress=False)
+    np.testing.assert_array_equal(load_feature_cache(tmp_path / "pool")[0], load_feature_cache(tmp_path / "serial")[0])
+
+
 def test_feature_cache_failure_leaves_nothing(tmp_path):
     items = pd.DataFrame({"clip_id": ["a"], "copy": [0], "path": [str(tmp_path / "gone.wav")]})
     recipe = make_recipe({"recipe": "mfcc"}, RATE)

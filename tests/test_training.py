@@ -60,6 +60,23 @@ def test_training_is_deterministic_and_learns():
     assert any(not torch.equal(state1[k], state3[k]) for k in state1)
 
 
+def test_the_epoch_is_chosen_on_the_validation_clips_never_the_test_clips():
+    """Test clips whose features say nothing (zeros): a choice made on them would read about chance, and the
+    kept model's accuracy on the validation clips would not be the one the card reports."""
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    tested = index["clip_id"].isin(split.loc[split["partition"] == "test", "clip_id"]).to_numpy()
+    features[tested] = 0.0
+    state, card = train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                              device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    model = restore_model(card, state, "cpu")
+    _, actual, predicted = predict_partition(model, features, index, split, card.standardization, "cpu",
+                                             partition="validation")
+    assert card.validation_clips == len(actual) == (split["partition"] == "validation").sum()
+    assert card.best_validation_accuracy == pytest.approx((actual == predicted).mean(), abs=1e-6)
+    assert card.best_validation_accuracy >= 0.8
+
+
 def test_early_stopping_stops():
     manifest, index, features = toy_data()
     split = assign_partitions(manifest, "random", seed=1)

@@ -321,6 +321,14 @@ class Params:
             unknown = [name for name in names if name not in allowed]
             require(not unknown, key_path(where, key), f"{', '.join(unknown)} not described under corpora "
                                                    f"(known: {', '.join(sorted(allowed))})")
+        # A corpus can train or be tested only once prepare has put it in the manifest.
+        used = list(self.split.also_train_on)
+        if self.split.protocol == "leave_one_corpus_out":
+            used += [name for name in self.split.leave_one_corpus_out.corpora if name != RAVDESS]
+        missing = sorted(set(used) - set(self.prepare.corpora))
+        require(not missing, key_path(where, "prepare.corpora"),
+                f"lacks {', '.join(missing)}, which split uses (split.also_train_on, or split.leave_one_corpus_out."
+                f"corpora under that protocol): add them, e.g. -S 'prepare.corpora=[{', '.join(sorted(set(used)))}]'")
 
 
 # ---------------------------------------------------------------------------------------------- entry points

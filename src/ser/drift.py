@@ -30,12 +30,16 @@ def committed_tolerances(rev: str, path: str) -> dict:
 
 
 def drifted(diff: dict, tolerances: dict[str, dict], override: float | None = None,
-            watched=WATCHED) -> list[str]:
-    """Lines describing each watched metric that moved by more than its tolerance, vanished, or has none."""
-    problems = []
+            watched=WATCHED, targets=()) -> list[str]:
+    """Lines describing each watched metric that moved by more than its tolerance, vanished, has none, or is
+    nowhere to be compared: a check that compared nothing must not pass."""
+    problems = [f"{path}: no metrics on either side (a wrong target?)" for path in targets if path not in diff]
+    if not diff:
+        problems.append("dvc metrics diff found no metrics at all: nothing was compared")
     for path, metrics in sorted(diff.items()):
         for name in watched:
             if name not in metrics:
+                problems.append(f"{path}: {name} is in neither the committed nor the new metrics")
                 continue
             old, new = metrics[name].get("old"), metrics[name].get("new")
             tolerance = override if override is not None else tolerances.get(path, {}).get(name)
@@ -62,7 +66,7 @@ def main(argv=None) -> int:
     diff = json.loads(subprocess.run([*command, "--json"], capture_output=True, text=True, check=True).stdout)
     print(table or "(no metrics changed)")
     tolerances = {path: committed_tolerances(args.rev, path) for path in diff}
-    problems = drifted(diff, tolerances, args.tolerance)
+    problems = drifted(diff, tolerances, args.tolerance, targets=args.targets)
     for line in problems:
         print(f"drift: {line}", file=sys.stderr)
     if not problems:

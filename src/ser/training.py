@@ -198,7 +198,7 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
         train_recipe=dataclasses.asdict(recipe), seed=seed, batch_size=batch_size, device=str(device),
         epochs_run=epoch, best_epoch=best["epoch"], best_validation_accuracy=best["accuracy"],
         train_clips=int(len(set(index["clip_id"].iloc[rows["train"]]))), train_rows=int(len(rows["train"])),
-        validation_clips=int(len(rows["validation"])), torch_version=torch.__version__)
+        validation_clips=len(validation.labels), torch_version=torch.__version__)
     if not recipe.refit:
         model.load_state_dict(best["state"])
         card.logistic = fit.after_training(recipe)
