@@ -66,6 +66,14 @@ def repo(tmp_path_factory):
     return repo, env
 
 
+@pytest.fixture
+def reproduced(repo):
+    """The repository with its params' pipeline run: a no-op after the first test, and what lets any test run
+    alone (`pytest -k drift`), since the first one is the one that runs every stage."""
+    run(["dvc", "repro"], *repo)
+    return repo
+
+
 def test_repro_runs_every_stage_then_nothing(repo):
     repo, env = repo
     output = run(["dvc", "repro"], repo, env)
@@ -114,8 +122,8 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert all(line[1] in card["labels"] for line in lines)
 
 
-def test_a_misspelt_param_fails_and_names_it(repo):
-    repo, env = repo
+def test_a_misspelt_param_fails_and_names_it(reproduced):
+    repo, env = reproduced
     params_text = (repo / "params.yaml").read_text()
     try:
         # DVC itself refuses to override a key params.yaml lacks; `+key=value` appends it, and then the stages'
@@ -135,8 +143,8 @@ def test_a_misspelt_param_fails_and_names_it(repo):
     assert "up to date" in run(["dvc", "status"], repo, env)
 
 
-def test_train_param_reruns_train_and_what_reads_the_model_only(repo):
-    repo, env = repo
+def test_train_param_reruns_train_and_what_reads_the_model_only(reproduced):
+    repo, env = reproduced
     first = json.loads((repo / "reports/metrics.json").read_text())
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["batch_size"] = 32
@@ -150,8 +158,8 @@ def test_train_param_reruns_train_and_what_reads_the_model_only(repo):
     assert json.loads((repo / "reports/metrics.json").read_text()) == first
 
 
-def test_a_label_order_edit_reruns_train_and_evaluate(repo):
-    repo, env = repo
+def test_a_label_order_edit_reruns_train_and_evaluate(reproduced):
+    repo, env = reproduced
     first = json.loads((repo / "reports/metrics.json").read_text())
     corpus = repo / "src/ser/corpus.py"
     original = corpus.read_text()
@@ -170,8 +178,8 @@ def test_a_label_order_edit_reruns_train_and_evaluate(repo):
     assert json.loads((repo / "reports/metrics.json").read_text()) == first
 
 
-def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
-    repo, env = repo
+def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(reproduced):
+    repo, env = reproduced
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-q", "-m", "baseline"], repo, env)
     # The tolerance is the committed result's own, from its spread over repeats.
@@ -194,8 +202,8 @@ def test_drift_check_passes_on_reproduction_and_fails_on_a_planted_drop(repo):
     assert "within their tolerance" in run(check, repo, env)
 
 
-def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(repo):
-    repo, env = repo
+def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(reproduced):
+    repo, env = reproduced
     folder = repo.parent / "tones"
     params_text = (repo / "params.yaml").read_text()
     broken = folder / "sad" / "take_9.wav"
@@ -235,8 +243,8 @@ def test_cross_corpus_names_a_bad_file_and_its_metrics_diff(repo):
     run(["dvc", "repro"], repo, env)
 
 
-def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, tmp_path):
-    repo, env = repo
+def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(reproduced, tmp_path):
+    repo, env = reproduced
     env = {**env, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     with seaweedfs_s3(tmp_path / "seaweedfs", bucket="ser-cache") as endpoint:
         # What the README tells a team to run, with their bucket and endpoint.
@@ -264,8 +272,8 @@ def test_a_fresh_clone_pulls_from_an_object_store_and_has_nothing_to_run(repo, t
         assert (tmp_path / "model/repeat_1/model.pt").read_bytes() == (repo / "models/repeat_1/model.pt").read_bytes()
 
 
-def test_experiment_switches_arch_and_its_recipe(repo):
-    repo, env = repo
+def test_experiment_switches_arch_and_its_recipe(reproduced):
+    repo, env = reproduced
     output = run(["dvc", "exp", "run", "-S", "model.arch=cnn_gru_attn"], repo, env)
     assert stages_run(output) == ["features", "train", "evaluate", "cross_corpus@tones"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -274,8 +282,8 @@ def test_experiment_switches_arch_and_its_recipe(repo):
     assert "reports/metrics.json" in json.loads(diff)
 
 
-def test_actor_kfold_reuses_features_and_reports_every_fold(repo):
-    repo, env = repo
+def test_actor_kfold_reuses_features_and_reports_every_fold(reproduced):
+    repo, env = reproduced
     arch = yaml.safe_load((repo / "params.yaml").read_text())["model"]["arch"]  # the previous experiment's
     output = run(["dvc", "exp", "run", "-S", "split.protocol=actor_kfold", "-S", "split.actor_kfold.folds=2"],
                  repo, env)
@@ -301,10 +309,10 @@ def test_actor_kfold_reuses_features_and_reports_every_fold(repo):
     assert len(result["probabilities"]) == 8 and sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-3)
 
 
-def test_leave_one_corpus_out_trains_on_the_others_and_scores_each_corpus(repo):
+def test_leave_one_corpus_out_trains_on_the_others_and_scores_each_corpus(reproduced):
     import pandas as pd
 
-    repo, env = repo
+    repo, env = reproduced
     output = run(["dvc", "exp", "run", "-S", "split.protocol=leave_one_corpus_out", "-S", "prepare.corpora=[tones]",
                   "-S", "split.repeats=2", "-S", "model.arch=whisper_mlp"], repo, env)
     assert {"prepare", "split", "train", "evaluate"} <= set(stages_run(output))
@@ -343,8 +351,8 @@ def test_leave_one_corpus_out_trains_on_the_others_and_scores_each_corpus(repo):
     assert [r["probabilities"] for r in adapted] != [r["probabilities"] for r in alone]
 
 
-def test_a_queued_experiment_runs_with_relative_corpus_folders(repo):
-    repo, env = repo
+def test_a_queued_experiment_runs_with_relative_corpus_folders(reproduced):
+    repo, env = reproduced
     run(["git", "checkout", "--", "."], repo, env)  # the committed baseline's params and lock
     run(["dvc", "checkout"], repo, env)
     # params.yaml names its corpora by relative folders (../mirror, ../tones), as the real one does (../shared/...).
