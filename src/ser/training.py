@@ -202,7 +202,7 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     if not recipe.refit:
         model.load_state_dict(best["state"])
         card.logistic = fit.after_training(recipe)
-        return (best["state"] if card.logistic is None else state_copy(model)), card
+        return state_copy(model), card  # the best epoch's weights, with whatever the arch's own step fitted
     state, card.standardization, card.refit, card.logistic = refit_model(
         arch, arch_params, features, index, assignments, seed=seed, batch_size=batch_size, device=device,
         standardize_per=standardize_per, learning_rates=learning_rates[:best["epoch"]], logger=logger,
