@@ -2,7 +2,7 @@
 
 Each run (repeat x fold) is scored with its own model on its own test clips.
 A repeat scores the mean over its folds; the metrics are the mean over
-repeats with their spread, 95 % interval and drift tolerance; the predictions
+repeats with their spread, 95 % interval and per-repeat values (what ser.drift pairs); the predictions
 and the confusion matrix are pooled over every run.
 """
 

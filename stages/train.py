@@ -4,6 +4,7 @@ Run (repeat r, fold k) trains on that fold of repeat r's split with the seed `tr
 """
 
 import dataclasses
+import subprocess
 import time
 
 import pandas as pd
@@ -12,7 +13,8 @@ from dvclive import Live
 from ser.adaptation import effective_within, record_adaptation, run_view
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.archs import check_archs
-from ser.config import load_params
+from ser.config import as_plain, load_params
+from ser.evaluation import current_commit
 from ser.features import load_feature_cache
 from ser.runtime import pick_device, set_torch_threads
 from ser.split import repeat_seed, run_names, runs_of
@@ -35,6 +37,36 @@ def split_record(params, assignment: pd.DataFrame, repeat: int, fold: int, runs:
     return record
 
 
+def params_record(params, copies_used: bool) -> dict:
+    """params.yaml's values that shaped a model, nested as params.yaml nests them: the arch's section, the
+    split, the adaptation, the seed and batch size, and `augment` where the model trained on copies."""
+    arch, arch_params = params.arch
+    record = {"model": {"arch": arch}, "archs": {arch: as_plain(arch_params)}, "split": as_plain(params.split),
+              "adaptation": as_plain(params.adaptation),
+              "train": {"seed": params.train.seed, "batch_size": params.train.batch_size}}
+    if copies_used:
+        record["augment"] = as_plain(params.augment)
+    return record
+
+
+def code_record() -> dict | None:
+    """The commit the code was checked out at (as the kept results record it: `current_commit`), and whether
+    the code (src/, stages/) held changes not in it; None outside a git repository. Only the code counts: a
+    `dvc repro` rewrites dvc.lock and `dvc exp run` params.yaml before train runs, and the params are on the
+    card already. DVC re-runs train for a changed dep or param alone, never for a new commit, so the record
+    changes no re-run decision; a forced re-run at another commit gives other model bytes (evaluate then
+    re-runs), and a run restored from DVC's run cache keeps the card, commit included, that it was trained with."""
+    commit = current_commit()
+    if commit is None:
+        return None
+    try:  # --no-optional-locks: reading the tree must not take git's index lock from anyone
+        changes = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", ":/src", ":/stages"],
+                                 capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"id": commit, "uncommitted_code": None}
+    return {"id": commit, "uncommitted_code": bool(changes.strip())}
+
+
 def main():
     paths = stage_paths(__doc__, "features", "split", "models", "live")
     params = load_params()
@@ -54,6 +86,7 @@ def main():
     runs = runs_of(assignments)
     names = run_names(runs)
     per = recipe["standardize"]
+    code = code_record()
     with live:
         started = time.perf_counter()
         for (repeat, fold), assignment in runs.items():
@@ -64,13 +97,16 @@ def main():
             state, card = train_model(arch, arch_params, trained_on, index, assignment, feature_recipe=recipe,
                                       seed=seed, batch_size=params.train.batch_size, device=device,
                                       standardize_per=per, logger=live, metric_prefix=f"{name}/" if name else "")
-            card = dataclasses.replace(card, split=split_record(params, assignment, repeat, fold, len(runs)))
+            card = dataclasses.replace(card, split=split_record(params, assignment, repeat, fold, len(runs)),
+                                       params=params_record(params, card.trained_on["augmented_copies"] > 0),
+                                       commit=code)
             card = record_adaptation(card, features, index, assignment, arch_params.train, within,
                                      params.adaptation.prior_files, per)
             save_checkpoint(run_model_dir(paths.models, name), state, card)
             print(f"train: {name or 'model'} (seed {seed}): best validation accuracy "
                   f"{card.best_validation_accuracy:.4f} at epoch {card.best_epoch}/{card.epochs_run} on {device}")
-        # Timing goes to the metrics, not the model card, so the models are identical run to run.
+        # Timing goes to the metrics, not the model card, so the models are identical run to run (at one
+        # commit: the card names it, which no stage's re-run decision reads; see code_record).
         live.summary["train_seconds"] = round(time.perf_counter() - started, 1)
 
 

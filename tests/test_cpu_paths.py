@@ -81,6 +81,20 @@ def test_augmentation_and_whisper_features_do_not_depend_on_the_libraries_kernel
     np.testing.assert_array_equal(np.load(tmp_path / "own.npy"), np.load(tmp_path / "avx2.npy"))
 
 
+# The augmented copy of PROBE's clip as every CPU measured so far makes it (AVX2-only AMD EPYC Zen 3, Zen 4 and
+# Zen 5 with AVX-512, Intel Xeon Cascade Lake and Sapphire Rapids: docs/experiments.md, "The same bits on every
+# CPU"), computed on the AMD EPYC Zen 4 with the pins. numpy's AVX-512 kernels give 4bec35fe... there.
+AUGMENTED_COPY_SHA256 = "1b94d3e99ec597b4038edb8a038fcc286c8f9dd3fb33ac9a29077421577955e9"
+
+
+def test_an_augmented_copy_has_the_same_bits_as_on_the_other_cpus_measured(tmp_path):
+    """A comparison with bits made elsewhere: unlike the probe above, it can fail on an AVX2-only CPU (whose
+    own kernels are the only ones it has), and on any CPU where a pin stops holding."""
+    probe = PROBE.split("recipe = ")[0] + "print(hashlib.sha256(np.ascontiguousarray(copy).tobytes()).hexdigest())"
+    shown = run_python(probe.replace("import ser, sys", "import ser, sys, hashlib"))
+    assert shown.stdout.strip() == AUGMENTED_COPY_SHA256
+
+
 def test_a_job_uses_the_cores_it_is_given_not_the_whole_machine():
     from ser import usable_cores
     assert usable_cores(3) == 3  # params' `cores`: one queued experiment's share

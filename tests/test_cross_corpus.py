@@ -100,3 +100,4 @@ def test_shared_class_and_four_class_scores_match_a_hand_count():
     assert four["classes"] == ["angry", "happy", "neutral", "sad"] and four["n"] == 5
     assert four["accuracy"] == pytest.approx(4 / 5)
     assert four["balanced_accuracy"] == pytest.approx((1 + 1 + 1 + 0) / 4)  # angry 2/2, happy, neutral, sad 0/1
+    assert four["recall"] == {"angry": 1.0, "happy": 1.0, "neutral": 1.0, "sad": 0.0}

@@ -3,7 +3,7 @@ import pytest
 
 from scipy import stats
 
-from ser.evaluation import classification_metrics, drift_tolerance, mean_interval, plot_confusion, repeated_summary
+from ser.evaluation import classification_metrics, mean_interval, plot_confusion, repeated_summary
 
 
 def test_metrics_by_hand():
@@ -18,7 +18,8 @@ def test_metrics_by_hand():
     # macro F1 over all 8 labels: neutral 2*.75*.75/1.5=.75, calm 2*(2/3)/(5/3)=.8, happy 2/3.
     assert metrics["macro_f1"] == pytest.approx((0.75 + 0.8 + 2 / 3) / 8)
     assert metrics["weighted_f1"] == pytest.approx((4 * 0.75 + 2 * 0.8 + 2 * 2 / 3) / 8)
-    assert metrics["n_test"] == 8 and metrics["test_counts"]["neutral"] == 4
+    assert metrics["n_test"] == 8 and metrics["test_counts"] == {
+        "neutral": 4, "calm": 2, "happy": 2, "sad": 0, "angry": 0, "fearful": 0, "disgust": 0, "surprised": 0}
 
 
 def test_confusion_png(tmp_path):
@@ -51,13 +52,20 @@ def test_repeats_are_the_distribution_and_folds_are_averaged_within_a_repeat():
     assert summary["runs"] == runs and summary["pooled"] == {"n_test": 60} and summary["recall"] is None
 
 
-def test_drift_tolerance_follows_the_spread_and_the_number_of_runs():
-    # Two means of N runs differ with std sqrt(2/N) * sigma; sigma is estimated, hence t with N-1 dof.
-    assert drift_tolerance(0.01, 5) == pytest.approx(stats.t.ppf(0.995, 4) * 0.01 * np.sqrt(2 / 5))
-    assert drift_tolerance(0.01, 10) < drift_tolerance(0.01, 5) < drift_tolerance(0.02, 5)
-    assert drift_tolerance(0.01, 1) is None
-    summary = repeated_summary([run(r, 1, 0.7 + 0.01 * r) for r in range(1, 6)], {"n_test": 50})
-    assert summary["drift_tolerance"]["accuracy"] == pytest.approx(drift_tolerance(summary["accuracy_std"], 5))
+def test_a_single_run_has_no_spread_and_a_zero_width_interval():
     single = repeated_summary([run(1, 1, 0.7)], {"n_test": 10})
-    assert single["accuracy_std"] == 0.0 and single["drift_tolerance"] == {"accuracy": None, "macro_f1": None}
+    assert single["accuracy_std"] == 0.0 and single["per_repeat"] == [
+        {"repeat": 1, **{key: single[key] for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")}}]
     assert mean_interval(np.array([0.7])) == (0.7, 0.7)
+
+
+def test_two_repeats_have_a_spread_and_an_interval_and_folds_are_each_their_own():
+    runs = [run(r, f, 0.6 + 0.1 * f + 0.01 * r) for r in (1, 2) for f in (1, 2, 3)]
+    summary = repeated_summary(runs, {"n_test": 60, "recall": {"neutral": 0.5}})
+    assert summary["accuracy_std"] == pytest.approx(np.std([0.81, 0.82], ddof=1))
+    assert summary["accuracy_ci95"]["low"] < summary["accuracy"] < summary["accuracy_ci95"]["high"]
+    # Three folds: each fold's mean is its own runs' (0.715, 0.815, 0.915), not the other folds'.
+    assert summary["accuracy_fold_std"] == pytest.approx(np.std([0.715, 0.815, 0.915], ddof=1))
+    assert summary["recall"] == {"neutral": 0.5}
+    one_fold = repeated_summary([run(1, 1, 0.7), run(2, 1, 0.8)], {"n_test": 20})
+    assert "accuracy_fold_std" not in one_fold

@@ -173,3 +173,23 @@ def test_a_failure_in_the_features_or_the_model_is_that_files_error_only(model_d
     first, second = (predictor.predict_file(speech / name) for name in ("speech.ogg", "clipped.wav"))
     assert first.status == FAILED and "speech.ogg" in first.error and "out of memory" in first.error
     assert second.status == PREDICTED and second.emotion in EMOTIONS
+
+
+def test_a_wav_cut_short_is_judged_on_what_it_holds_with_a_warning(model_dir, tmp_path, capsys):
+    whole, cut = tmp_path / "whole.wav", tmp_path / "cut.wav"
+    for path in (whole, cut):
+        sf.write(path, VOICE, VOICE_RATE, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[: -2 * VOICE_RATE - 1])  # a second, and a byte of the frame before, gone
+    held = len(VOICE) - VOICE_RATE - 1
+    status = main(["predict", str(whole), str(cut), "--model", str(model_dir), "--json", "--device", "cpu"])
+    assert status == 0  # a warning, not a failure
+    captured = capsys.readouterr()
+    [line] = [l for l in captured.err.splitlines() if "cut.wav" in l]
+    assert line == (f"warning: {cut}: truncated: header says {len(VOICE)} frames, the file holds {held}; "
+                    "judged on what it holds")
+    results = {Path(r["path"]).name: r for r in json.loads(captured.out)}
+    assert results["cut.wav"]["status"] == PREDICTED and results["cut.wav"]["emotion"] in EMOTIONS
+    assert results["cut.wav"]["warning"] == line.removeprefix("warning: ")
+    assert results["cut.wav"]["duration"] == round(held / VOICE_RATE, 2)
+    assert results["whole.wav"]["status"] == PREDICTED and results["whole.wav"]["warning"] is None
+    assert "whole.wav" not in captured.err

@@ -293,3 +293,42 @@ def test_also_train_on_adds_other_corpora_to_training_only():
     assert len(added) == 3 * (10 + 6) * 12  # every clip of both, in each of the 3 folds
     with pytest.raises(ValueError, match=r"also_train_on names \['savee'\]"):
         make_split(SEVERAL, {**params, "also_train_on": ["savee"]})
+
+
+def test_two_corpora_are_enough_and_no_validation_share_means_no_validation_speakers():
+    two = {**LOCO, "leave_one_corpus_out": {"corpora": ["emodb", "turev"], "subset": "speech"}, "repeats": 1}
+    split = make_split(SEVERAL, two)
+    assert sorted(split["fold"].unique()) == [1, 2] and set(split["corpus"]) == {"emodb", "turev"}
+    assert "validation" in set(split["partition"])
+    unvalidated = make_split(SEVERAL, {**two, "validation_fraction": 0.0})
+    assert set(unvalidated["partition"]) == {"train", "test"}
+
+
+def test_also_train_on_keeps_each_fold_and_names_ravdess_speakers_as_the_other_corpora_do():
+    params = {"protocol": "actor_kfold", "subset": "all", "seed": 42, "validation_fraction": 0.1,
+              "validation_by": "actor", "repeats": 1, "also_train_on": ["emodb"],
+              "actor_kfold": {"folds": 3, "train_subset": "speech", "test_subset": "speech"}}
+    both = make_split(SEVERAL, params)
+    ravdess = both[both["corpus"] == "ravdess"]
+    assert (ravdess["speaker"] == [f"ravdess/{int(a):02d}" for a in ravdess["actor"]]).all()
+    added = both[both["corpus"] == "emodb"]
+    assert sorted(added["fold"].unique()) == [1, 2, 3]
+    assert (added.groupby("fold").size() == 10 * 12).all()
+
+
+def test_actor_folds_at_their_bounds():
+    assert actor_folds(range(1, 8), 3) == [[1, 2, 3], [4, 5], [6, 7]]  # the first groups take the remainder
+    assert actor_folds(range(1, 25), 2) == [list(range(1, 13)), list(range(13, 25))]
+    assert actor_folds(range(1, 25), 24) == [[a] for a in range(1, 25)]
+    assert actor_folds(range(1, 25), [[3], [1, 2]]) == [[3], [1, 2]]
+    for bad in (25, [[1, 2], [25]]):
+        with pytest.raises(ValueError, match="actor_kfold.folds"):
+            actor_folds(range(1, 25), bad)
+
+
+def test_leave_one_corpus_out_validates_on_one_ravdess_actor_of_each_gender():
+    split = make_split(SEVERAL, LOCO)
+    for (repeat, fold), assignment in split.groupby(["repeat", "fold"]):
+        validation = assignment[(assignment["partition"] == "validation") & (assignment["corpus"] == "ravdess")]
+        if len(validation):  # RAVDESS's odd actors are male, its even ones female
+            assert sorted(int(a) % 2 for a in validation["actor"].unique()) == [0, 1]

@@ -33,6 +33,10 @@ class ModelCard:
     refit: dict | None = None          # the second training on training + validation clips, where on
     logistic: dict | None = None       # the arch's closed-form member (whisper_mlp's logistic regression)
     adaptation: dict | None = None     # standardization within groups (ser.adaptation), where trained so
+    # What trained the model. None on a card written before ser recorded them (or, for `commit`, outside git).
+    trained_on: dict | None = None     # the kept model's clips (ser.rows.trained_on): corpora, speakers, per emotion
+    params: dict | None = None         # params.yaml's values that shaped this model, as params.yaml nests them
+    commit: dict | None = None         # the code's commit (id) and whether src/ or stages/ differed from it
 
     def to_json(self) -> dict:
         """A plain dict; fields that do not apply (None) are left out."""

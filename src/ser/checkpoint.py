@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -51,6 +52,15 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[torch.n
     saved = torch.load(path, map_location=device, weights_only=False)
     card = ModelCard.from_json(saved["card"], source=str(path))
     return restore_model(card, saved["state_dict"], device), card
+
+
+def read_card(model_dir: str | Path) -> dict:
+    """A model directory's card as its model.json keeps it (all but the statistics), for reading: nothing is
+    loaded or built, and a card of any version reads."""
+    path = Path(model_dir) / CARD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model card here (run `dvc repro` first)")
+    return json.loads(path.read_text())
 
 
 def restore_model(card: ModelCard, state_dict: dict, device: str = "cpu") -> torch.nn.Module:

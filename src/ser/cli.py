@@ -1,11 +1,15 @@
 """The `ser` console command.
 
     ser predict PATH... [--model models] [--adapt all|folder|REGEX] [--json] [--csv FILE]
+    ser predict --card [MODEL_DIR] [--json]
     ser serve [--model models] [--host 127.0.0.1] [--port 7860]
 
 Each PATH is an audio file, or a folder whose audio files are all predicted
 (and then written to a CSV, `predictions.csv` unless --csv names another).
-Every file gets its line: the emotion, "no speech detected", or `error: <file>: <problem>`.
+Every file gets its line: the emotion, "no speech detected", or `error: <file>: <problem>`; a file
+judged despite a problem (one cut short) also gets `warning: <file>: <problem>` on stderr.
+`--card` prints, for each run model of MODEL_DIR (default: --model's), what trained it: arch, protocol,
+corpora, speakers, clips per emotion and the code's commit (its whole card with --json); no audio is read.
 Exit status: 0 when no file failed ("no speech detected" is an answer, not a failure),
 1 when any could not be read or predicted, 2 on usage errors.
 """
@@ -52,6 +56,8 @@ def _predict(args) -> int:
         for position, result in zip(group, predictor.predict_group([files[i] for i in group])):
             results[position] = result
     for result in results:
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr)
         if result.status == FAILED:
             print(f"error: {result.error}", file=sys.stderr)
         elif not args.json:
@@ -60,13 +66,54 @@ def _predict(args) -> int:
         print(json.dumps([vars(r) for r in results], indent=2))
     csv_path = args.csv or ("predictions.csv" if any_folder else None)
     if csv_path:
-        columns = ["path", "status", "emotion", *predictor.labels, "speech_seconds", "duration", "windows", "error"]
+        columns = ["path", "status", "emotion", *predictor.labels, "speech_seconds", "duration", "windows", "error",
+                   "warning"]
         rows = [{**vars(r), **r.probabilities} for r in results]
         with atomic_path(csv_path, suffix=".csv") as tmp:
             pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
         print(f"wrote {csv_path} ({len(rows)} files)", file=sys.stderr)
     failed = sum(1 for r in results if r.status == FAILED) + (0 if files else 1)
     return 1 if failed else 0
+
+
+def _cards(args) -> int:
+    from .checkpoint import model_dirs, read_card
+
+    model_dir = args.card or args.model
+    try:
+        cards = {str(directory): read_card(directory) for directory in model_dirs(model_dir)}
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(cards, indent=2))
+    else:
+        print("\n".join(line for path, card in cards.items() for line in card_lines(path, card)))
+    return 0
+
+
+def card_lines(path: str, card: dict) -> list[str]:
+    """What a run model's card says of what trained it, as lines for a person."""
+    split = card.get("split") or {}
+    run = ", ".join(f"{key} {split[key]}" for key in ("repeat", "fold") if key in split)
+    protocol = f"{split.get('protocol', 'not recorded')}{f' ({run})' if run else ''}"
+    commit = card.get("commit")
+    if commit:
+        code = commit["id"] + {True: " (with uncommitted code changes)", None: " (code changes unknown)"}.get(
+            commit.get("uncommitted_code"), "")
+    else:
+        code = "not recorded"
+    lines = [path, f"  arch: {card['arch']}", f"  protocol: {protocol}", f"  commit: {code}"]
+    trained = card.get("trained_on")
+    if trained is None:  # a card written before ser recorded it
+        corpora = split.get("train_corpora")
+        return lines + [f"  corpora: {', '.join(corpora) if corpora else 'not recorded'}",
+                        "  speakers: not recorded (an older card)",
+                        f"  clips: {(card.get('refit') or card)['train_clips']} (per emotion not recorded)"]
+    per_emotion = ", ".join(f"{emotion} {count}" for emotion, count in trained["clips_per_emotion"].items())
+    return lines + [f"  corpora: {', '.join(trained['corpora'])}",
+                    f"  speakers ({len(trained['speakers'])}): {', '.join(trained['speakers'])}",
+                    f"  clips: {trained['clips']} ({per_emotion}); augmented copies: {trained['augmented_copies']}"]
 
 
 def describe(result) -> list[str]:
@@ -84,9 +131,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition (RAVDESS-trained).")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="the emotion of each recording, with every class's probability")
-    predict.add_argument("paths", nargs="+", help="audio files (wav, flac, ogg, mp3, ...) or folders")
+    predict.add_argument("paths", nargs="*", help="audio files (wav, flac, ogg, mp3, ...) or folders")
     predict.add_argument("--model", default="models", help="trained model directory (default: models)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
+    predict.add_argument("--card", nargs="?", const="", metavar="MODEL_DIR",
+                         help="print what trained each run model of MODEL_DIR (default: --model's) instead: "
+                              "arch, protocol, corpora, speakers, clips per emotion, commit; no audio path")
     predict.add_argument("--csv", help="also write a CSV here (default for folders: predictions.csv)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--window", type=float, default=6.0,
@@ -104,6 +154,13 @@ def main(argv=None) -> int:
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = parser.parse_args(argv)
+    if args.command == "predict":
+        if args.card is not None:
+            if args.paths:
+                predict.error(f"--card reads no audio: drop {' '.join(args.paths)}")
+            return _cards(args)
+        if not args.paths:
+            predict.error("the following arguments are required: paths")
     if args.command == "serve":
         from .webapp import serve as run_server
 

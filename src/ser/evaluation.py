@@ -14,7 +14,6 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
                              recall_score)
 
 from .corpus import EMOTIONS
-from .drift import WATCHED
 from .io import atomic_path
 
 
@@ -34,10 +33,6 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 SUMMARIZED = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
-# A re-derived mean is called drift when it lies outside a two-sided 99 % test of "same distribution".
-DRIFT_CONFIDENCE = 0.99
-
-
 def two_sided_t(confidence: float, samples: int) -> float:
     """Student's t quantile bounding a two-sided `confidence` for a spread estimated from `samples` values."""
     return float(stats.t.ppf(0.5 + confidence / 2, samples - 1))
@@ -50,18 +45,6 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, 
         return mean, mean
     half = two_sided_t(confidence, len(values)) * values.std(ddof=1) / np.sqrt(len(values))
     return mean - float(half), mean + float(half)
-
-
-def drift_tolerance(std: float, runs: int, confidence: float = DRIFT_CONFIDENCE) -> float | None:
-    """How far the mean of a re-derivation of `runs` runs may land from a kept mean of as many runs.
-
-    Two means of N runs from one distribution differ with standard deviation
-    std * sqrt(2 / N); `std` is itself estimated from N runs, hence Student's t
-    with N - 1 degrees of freedom. None for a single run: it has no spread to go by.
-    """
-    if runs < 2:
-        return None
-    return two_sided_t(confidence, runs) * std * float(np.sqrt(2 / runs))
 
 
 def repeated_summary(runs: list[dict], pooled: dict) -> dict:
@@ -91,7 +74,6 @@ def repeated_summary(runs: list[dict], pooled: dict) -> dict:
         if len(folds) > 1:
             by_fold = np.array([np.mean([run[key] for run in runs if run["fold"] == fold]) for fold in folds])
             summary[f"{key}_fold_std"] = float(by_fold.std(ddof=1))
-    summary["drift_tolerance"] = {key: drift_tolerance(summary[f"{key}_std"], len(repeats)) for key in WATCHED}
     summary["n_test"] = int(sum(run["n_test"] for run in runs if run["repeat"] == repeats[0]))  # per repeat
     summary["recall"] = pooled.get("recall")  # per class, pooled over every run
     summary["per_repeat"] = per_repeat

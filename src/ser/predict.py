@@ -12,7 +12,8 @@ Every file gets one of three outcomes, and one file's failure never costs the
 others: `predicted` (an emotion, every class's probability, and how many
 seconds of speech the voice activity detector found), `no speech detected`
 (silence, noise, a tone: no emotion is given, since any classifier would give
-one), or `error` (the file and what is wrong with it).
+one), or `error` (the file and what is wrong with it). A file that holds fewer frames than its header
+promises (a WAV cut short) is still judged on what it holds, and its outcome carries a `warning` naming it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import BadAudio, load_audio
+from .audio import BadAudio, load_audio, truncated
 from .checkpoint import load_checkpoint, model_dirs
 from .corpora import READABLE_EXTENSIONS, audio_files  # noqa: F401  audio_files: what a folder holds
 from .features import make_recipe
@@ -51,6 +52,7 @@ class Prediction:
     speech_seconds: float | None = None  # speech the detector found (None where it was not asked)
     duration: float | None = None
     error: str | None = None
+    warning: str | None = None       # e.g. the file holds fewer frames than its header promises
 
 
 class Predictor:
@@ -69,8 +71,22 @@ class Predictor:
         recipe = {k: v for k, v in self.card.feature_recipe.items() if k not in CACHE_KEYS}
         self.sample_rate = self.card.feature_recipe["sample_rate"]
         self.recipe = make_recipe(recipe, self.sample_rate)
+        self._check_weights(model_dir)
         self.labels = self.card.labels
         self.window = int(window_seconds * self.sample_rate)
+
+    def _check_weights(self, model_dir) -> None:
+        """Other weights under the same model name would give other features, so other predictions, silently.
+        A card written before the hash was recorded has none to check: it is served as before."""
+        recorded = self.card.feature_recipe.get("weights_sha256")
+        if recorded is None:
+            return
+        current = self.recipe.provenance().get("weights_sha256")
+        if current != recorded:
+            raise ValueError(
+                f"{model_dir}: the model was trained on features of weights whose model.bin has SHA-256 "
+                f"{recorded}, but {self.recipe.options.get('model')!r} now resolves to {current}; serve it "
+                f"with the weights it was trained on, or retrain it")
 
     def keep_runs(self, keep) -> None:
         """Use only the run models whose positions are in `keep` (e.g. those that never trained on a corpus)."""
@@ -129,18 +145,22 @@ class Predictor:
         """A file's window features, or its outcome without them (no speech, or its error)."""
         try:
             signal = self.read_signal(path)
+            short = truncated(path)
+            warning = f"{path}: truncated: {short}; judged on what it holds" if short else None
             duration = round(len(signal) / self.sample_rate, 2)
             if np.max(np.abs(signal)) < SILENCE_PEAK:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration), None
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
+                                  warning=warning), None
             speech = speech_seconds(signal, self.sample_rate) if self.detect_speech else None
             if speech == 0.0:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration), None
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
+                                  warning=warning), None
             features = self.window_features(signal)
         except BadAudio as error:
             return Prediction(str(path), status=FAILED, error=str(error)), None
         except Exception as error:  # features or model: reported for this file, the batch goes on
             return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}"), None
-        return Prediction(str(path), windows=len(features), duration=duration,
+        return Prediction(str(path), windows=len(features), duration=duration, warning=warning,
                           speech_seconds=None if speech is None else round(speech, 2)), features
 
     def predict_group(self, paths: list[str | Path]) -> list[Prediction]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .corpora import RAVDESS
 from .corpus import EMOTIONS
 
 
@@ -45,3 +46,28 @@ def final_model_rows(index: pd.DataFrame, assignments: pd.DataFrame, recipe) -> 
     if recipe.refit:
         return refit_rows(index, assignments, copies=recipe.augmented_copies)
     return partition_rows(index, assignments, copies=recipe.augmented_copies)["train"]
+
+
+def speaker_ids(clips: pd.DataFrame) -> pd.Series:
+    """Each clip's speaker as the manifest names it ("<corpus>/<id>"): its `speaker`, or, in a RAVDESS-only
+    split (which has no speaker column), "ravdess/<actor, two digits>"."""
+    speakers = clips["speaker"] if "speaker" in clips else pd.Series(None, index=clips.index, dtype=object)
+    actors = clips["actor"] if "actor" in clips else pd.Series(None, index=clips.index, dtype=object)
+    return pd.Series([speaker if isinstance(speaker, str) else
+                      (f"{RAVDESS}/{int(actor):02d}" if pd.notna(actor) else None)
+                      for speaker, actor in zip(speakers, actors)], index=clips.index, dtype=object)
+
+
+def trained_on(index: pd.DataFrame, assignments: pd.DataFrame, rows: np.ndarray) -> dict:
+    """What the cache `rows` (a model's, see `final_model_rows`) hold, for its card: their corpora, their
+    speakers, their original clips per emotion (in EMOTIONS' order) and in all, and their augmented copies."""
+    chosen = index.iloc[np.asarray(rows)]
+    original = chosen["clip_id"][chosen["copy"] == 0]
+    clips = assignments.drop_duplicates("clip_id").set_index("clip_id").loc[original]
+    corpora = clips["corpus"].dropna().unique() if "corpus" in clips else [RAVDESS]  # a split before the column
+    per_emotion = clips["emotion"].value_counts()
+    return {"corpora": sorted(str(name) for name in corpora),
+            "speakers": sorted(speaker_ids(clips).dropna().unique().tolist()),
+            "clips_per_emotion": {emotion: int(per_emotion.get(emotion, 0)) for emotion in EMOTIONS},
+            "clips": int(len(clips)),
+            "augmented_copies": int((chosen["copy"] > 0).sum())}

@@ -20,7 +20,7 @@ from .config import Arch, TrainRecipe
 from .corpus import EMOTIONS
 from .inference import Batches, predict_logits
 from .models import build_model
-from .rows import partition_rows, refit_rows
+from .rows import final_model_rows, partition_rows, refit_rows, trained_on
 from .runtime import seed_everything
 from .standardization import fit_standardization, standardization_tensors, standardize
 
@@ -198,7 +198,8 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
         train_recipe=dataclasses.asdict(recipe), seed=seed, batch_size=batch_size, device=str(device),
         epochs_run=epoch, best_epoch=best["epoch"], best_validation_accuracy=best["accuracy"],
         train_clips=int(len(set(index["clip_id"].iloc[rows["train"]]))), train_rows=int(len(rows["train"])),
-        validation_clips=len(validation.labels), torch_version=torch.__version__)
+        validation_clips=len(validation.labels), torch_version=torch.__version__,
+        trained_on=trained_on(index, assignments, final_model_rows(index, assignments, recipe)))
     if not recipe.refit:
         model.load_state_dict(best["state"])
         card.logistic = fit.after_training(recipe)

@@ -15,8 +15,9 @@ from ..audio import BadAudio, load_audio
 from ..io import atomic_path
 
 ARRAY_FILE, INDEX_FILE, RECIPE_FILE = "features.npy", "index.parquet", "recipe.json"
-# What recipe.json records beside the recipe's own options (not arguments of `make_recipe`).
-CACHE_KEYS = ("sample_rate", "shape", "standardize")
+# What recipe.json records beside the recipe's own options (not arguments of `make_recipe`);
+# weights_sha256 comes from `provenance`, where a recipe has one.
+CACHE_KEYS = ("sample_rate", "shape", "standardize", "weights_sha256")
 
 
 class FeatureRecipe:
@@ -49,6 +50,11 @@ class FeatureRecipe:
     def config(self) -> dict:
         """What is needed to rebuild this recipe with `make_recipe` (stored with the model)."""
         return {"recipe": self.name, **self.options}
+
+    def provenance(self) -> dict:
+        """What recipe.json (and so a model card) records of the inputs the options only name, such as a
+        model's weights ({"weights_sha256": ...}): the same options can name other bytes elsewhere."""
+        return {}
 
 
 _worker_recipe: FeatureRecipe | None = None
@@ -98,7 +104,8 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         array.flush()
         del array
         items[["clip_id", "copy"]].to_parquet(tmp / INDEX_FILE, index=False)
-        (tmp / RECIPE_FILE).write_text(json.dumps({**recipe.config(), "sample_rate": recipe.sample_rate,
+        (tmp / RECIPE_FILE).write_text(json.dumps({**recipe.config(), **recipe.provenance(),
+                                                   "sample_rate": recipe.sample_rate,
                                                    "shape": list(recipe.shape),
                                                    "standardize": recipe.standardize}, indent=2) + "\n")
 

