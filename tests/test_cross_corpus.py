@@ -101,3 +101,12 @@ def test_shared_class_and_four_class_scores_match_a_hand_count():
     assert four["accuracy"] == pytest.approx(4 / 5)
     assert four["balanced_accuracy"] == pytest.approx((1 + 1 + 1 + 0) / 4)  # angry 2/2, happy, neutral, sad 0/1
     assert four["recall"] == {"angry": 1.0, "happy": 1.0, "neutral": 1.0, "sad": 0.0}
+
+
+def test_a_corpus_without_the_four_classes_scores_none_and_the_confusion_keeps_its_outside_column():
+    scores = cross_corpus_scores(probabilities([{"disgust": 0.9}, {"fearful": 0.8}]), ["disgust", "fearful"])
+    assert scores["four_class"] == {"classes": ["angry", "happy", "neutral", "sad"], "n": 0, "accuracy": None,
+                                    "balanced_accuracy": None, "macro_f1": None, "recall": {}, "confusion": []}
+    # No prediction fell outside the corpus's classes; the outside column is there all the same.
+    assert scores["shared"]["classes"] == ["fearful", "disgust"]
+    assert scores["shared"]["confusion"] == [[1, 0, 0], [0, 1, 0]]

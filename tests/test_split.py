@@ -11,7 +11,7 @@ import yaml
 from ser.config import Split, parse
 from ser.corpus import make_name, parse_name
 from ser.rows import partition_rows
-from ser.split import actor_folds, assign_folds, assign_partitions, run_names, runs_of
+from ser.split import actor_folds, assign_folds, assign_partitions, repeat_seed, run_names, runs_of, validation_actors
 from ser.split import make_split as split_by_params
 
 # params.yaml's split section, one repeat and RAVDESS alone unless a test says otherwise.
@@ -332,3 +332,38 @@ def test_leave_one_corpus_out_validates_on_one_ravdess_actor_of_each_gender():
         validation = assignment[(assignment["partition"] == "validation") & (assignment["corpus"] == "ravdess")]
         if len(validation):  # RAVDESS's odd actors are male, its even ones female
             assert sorted(int(a) % 2 for a in validation["actor"].unique()) == [0, 1]
+
+
+def test_a_manifest_without_other_corpora_is_named_for_the_protocols_that_need_them():
+    assert "corpus" not in MANIFEST
+    with pytest.raises(ValueError, match="manifest with a corpus column"):
+        make_split(MANIFEST, LOCO)
+    params = {"protocol": "random", "subset": "all", "test_fraction": 0.2, "seed": 42, "validation_fraction": 0.1,
+              "validation_by": "actor", "repeats": 1, "also_train_on": ["emodb"]}
+    with pytest.raises(ValueError, match=r"also_train_on names \['emodb'\]"):
+        make_split(MANIFEST, params)
+
+
+def test_repeat_r_takes_the_base_seed_plus_r_minus_one_as_params_yaml_says():
+    assert [repeat_seed(42, r) for r in (1, 2, 5)] == [42, 43, 46]
+
+
+def test_validation_takes_its_share_of_speakers_at_least_one_never_all():
+    speakers = pd.DataFrame({"speaker": [f"s{i}" for i in range(10)]})
+    assert len(validation_actors(speakers, 0.1, seed=1, column="speaker")) == 1
+    assert len(validation_actors(speakers, 0.3, seed=1, column="speaker")) == 3
+    assert len(validation_actors(speakers, 1.0, seed=1, column="speaker")) == 9
+    assert len(validation_actors(speakers.head(2), 0.9, seed=1, column="speaker")) == 1
+
+
+def test_each_protocol_honours_its_params_not_the_functions_defaults():
+    loco_all = make_split(SEVERAL, {**LOCO, "repeats": 1, "leave_one_corpus_out": {
+        "corpora": ["ravdess", "emodb"], "subset": "all"}})
+    assert set(loco_all[loco_all["corpus"] == "ravdess"]["vocal_channel"]) == {"speech", "song"}
+    wider = make_split(MANIFEST, {**kfold_params(), "validation_fraction": 0.3, "validation_by": "actor", "repeats": 1})
+    narrow = make_split(MANIFEST, {**kfold_params(), "validation_fraction": 0.1, "validation_by": "actor", "repeats": 1})
+    count = lambda split: split[split["partition"] == "validation"].groupby("fold")["actor"].nunique()  # noqa: E731
+    assert (count(wider) > count(narrow)).all()
+    held = make_split(MANIFEST, {"protocol": "actor_holdout", "subset": "all", "test_actors": [3, 4], "seed": 42,
+                                 "validation_fraction": 0.1, "validation_by": "actor", "repeats": 1})
+    assert sorted(held[held["partition"] == "test"]["actor"].unique()) == [3, 4]

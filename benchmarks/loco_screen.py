@@ -1,0 +1,146 @@
+"""A fast screen of leave-one-corpus-out variants, chosen by nested leave-one-corpus-out (issue 30).
+
+    python benchmarks/loco_screen.py [--variants JSON] [--out reports/benchmarks/loco_screen.json]
+
+Reads the feature cache and manifest that `dvc exp run -S split.protocol=leave_one_corpus_out -S
+'prepare.corpora=[emodb,emovo,turev]'` leaves in the workspace (RAVDESS's speech clips and the other
+corpora's, original clips only). A logistic regression (the default arch's member, scikit-learn's C)
+stands in for the whole model, a minute per variant instead of 25: it ranks variants, the pipeline
+then measures the one chosen.
+
+For each corpus X (outer): train on the others, score X batch-adapted (X standardized on its own
+statistics) and one recording at a time (the training corpora's pooled statistics), EmoBox's 4-class
+UA. Inner: the same over the training corpora alone, each left out in turn, X never read. A variant
+is chosen for X on its inner batch UA, so the nested estimate (each X scored with the variant its
+inner screen chose) has not looked at X. A variant sets:
+- within: corpus | speaker: the groups standardized on their own statistics in training;
+- layers: all | a list of Whisper states (0 = the convolutions' output) taken from the cache;
+- prior: none | em: the batch's class priors re-estimated by EM (Saerens et al. 2002), label-free;
+- C: the regression's inverse L2 strength.
+"""
+
+from __future__ import annotations
+
+import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from tqdm import tqdm
+
+from ser.corpus import EMOTIONS
+from ser.cross_corpus import cross_corpus_scores
+from ser.evaluation import current_commit, describe_machine
+from ser.features import load_feature_cache
+from ser.io import write_json
+
+VARIANTS = [{"within": "corpus"}, {"within": "speaker"}, {"within": "corpus", "prior": "em"},
+            {"within": "corpus", "layers": [1, 2, 3]}, {"within": "corpus", "layers": [2, 3]},
+            {"within": "corpus", "layers": [3, 4]}, {"within": "corpus", "layers": [2, 3, 4]},
+            {"within": "corpus", "layers": [1, 2, 3, 4]}, {"within": "corpus", "layers": [2, 3, 4, 5]},
+            {"within": "corpus", "layers": [2, 3, 4], "C": 1.0}]
+
+
+def standardized_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    out = np.empty_like(values)
+    for group in np.unique(groups):
+        rows = groups == group
+        out[rows] = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
+    return out
+
+
+def em_priors(probabilities: np.ndarray, training_prior: np.ndarray, iterations: int = 50) -> np.ndarray:
+    prior = training_prior.copy()
+    for _ in range(iterations):
+        adjusted = probabilities * (prior / training_prior)
+        adjusted /= adjusted.sum(1, keepdims=True)
+        if np.abs(adjusted.mean(0) - prior).max() < 1e-6:
+            break
+        prior = adjusted.mean(0)
+    return adjusted
+
+
+def four_class_ua(features, clips, labels, training, tested, variant) -> dict:
+    """Batch-adapted and single-recording 4-class UA of `tested` clips, trained on `training` ones."""
+    within = clips[variant.get("within", "corpus")].to_numpy()
+    train = standardized_within(features[training], within[training])
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
+    views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested]) - mean) / std,
+             "single": ((features[tested] - pooled_mean) / pooled_std - mean) / std}
+    model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")
+    model.fit((train - mean) / std, labels[training])
+    scores = {}
+    for mode, view in views.items():
+        probabilities = np.zeros((int(tested.sum()), len(EMOTIONS)))
+        probabilities[:, model.classes_] = model.predict_proba(view)
+        if mode == "batch" and variant.get("prior") == "em":
+            training_prior = np.full(len(EMOTIONS), 1e-9)
+            training_prior[model.classes_] = 1 / len(model.classes_)
+            probabilities = em_priors(probabilities + 1e-12, training_prior)
+        result = cross_corpus_scores(probabilities, [EMOTIONS[a] for a in labels[tested]])
+        scores[mode] = round(100 * result["four_class"]["balanced_accuracy"], 2)
+    return scores
+
+
+def screen(cache: np.ndarray, clips: pd.DataFrame, variant: dict) -> dict:
+    states = variant.get("layers", "all")
+    features = (cache if states == "all" else cache[:, states]).reshape(len(cache), -1).astype(np.float32)
+    labels = clips["emotion"].map(EMOTIONS.index).to_numpy()
+    corpora = sorted(clips["corpus"].unique())
+    result = {}
+    for outer in corpora:
+        others = [c for c in corpora if c != outer]
+        side = lambda names: clips["corpus"].isin(names).to_numpy()  # noqa: E731
+        inner = [four_class_ua(features, clips, labels, side([c for c in others if c != held]), side([held]), variant)
+                 for held in others]
+        result[outer] = {"outer": four_class_ua(features, clips, labels, side(others), side([outer]), variant),
+                         "inner": {mode: round(float(np.mean([i[mode] for i in inner])), 2) for mode in ("batch", "single")}}
+    return result
+
+
+def nested(results: list[dict]) -> dict:
+    """Each corpus scored with the variant its inner screen ranked first (batch UA), and which one that was."""
+    corpora = sorted(results[0]["corpora"])
+    chosen = {c: max(results, key=lambda r: r["corpora"][c]["inner"]["batch"]) for c in corpora}
+    scores = {mode: round(float(np.mean([chosen[c]["corpora"][c]["outer"][mode] for c in corpora])), 2)
+              for mode in ("batch", "single")}
+    return {"chosen": {c: chosen[c]["variant"] for c in corpora}, "four_class_ua": scores}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--features", default="data/features")
+    parser.add_argument("--manifest", default="data/manifest.parquet")
+    parser.add_argument("--variants", default=json.dumps(VARIANTS), help="a JSON list of variants")
+    parser.add_argument("--out", default="reports/benchmarks/loco_screen.json")
+    args = parser.parse_args()
+    cache, index, _ = load_feature_cache(args.features)
+    manifest = pd.read_parquet(args.manifest).set_index("clip_id")
+    original = (index["copy"] == 0).to_numpy()
+    clips = manifest.loc[index["clip_id"][original]].reset_index()
+    speech = ((clips["corpus"] != "ravdess") | (clips["vocal_channel"] == "speech")).to_numpy()
+    if clips["corpus"].nunique() < 3:
+        raise SystemExit(f"{args.features}: needs the cache of at least 3 corpora (run the leave_one_corpus_out "
+                         f"experiment first); it holds {sorted(clips['corpus'].unique())}")
+    cache, clips = np.asarray(cache)[original][speech], clips[speech].reset_index(drop=True)
+    results = []
+    for variant in tqdm(json.loads(args.variants), desc="variants"):
+        started = time.perf_counter()
+        corpora = screen(cache, clips, variant)
+        results.append({"variant": variant, "seconds": round(time.perf_counter() - started, 1), "corpora": corpora,
+                        **{f"{side}_mean": {mode: round(float(np.mean([corpora[c][side][mode] for c in corpora])), 2)
+                                            for mode in ("batch", "single")} for side in ("outer", "inner")}})
+        print(json.dumps(variant), results[-1]["inner_mean"], results[-1]["outer_mean"], flush=True)
+    write_json(Path(args.out), {"machine": describe_machine("cpu"), "commit": current_commit(), "clips": len(clips),
+                                "features": args.features, "variants": results,
+                                "nested": nested(results)})
+
+
+if __name__ == "__main__":
+    main()
