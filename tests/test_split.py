@@ -352,7 +352,7 @@ def test_validation_takes_its_share_of_speakers_at_least_one_never_all():
     speakers = pd.DataFrame({"speaker": [f"s{i}" for i in range(10)]})
     assert len(validation_actors(speakers, 0.1, seed=1, column="speaker")) == 1
     assert len(validation_actors(speakers, 0.3, seed=1, column="speaker")) == 3
-    assert len(validation_actors(speakers, 1.0, seed=1, column="speaker")) == 9
+    assert len(set(validation_actors(speakers, 1.0, seed=1, column="speaker"))) == 9  # nine distinct speakers
     assert len(validation_actors(speakers.head(2), 0.9, seed=1, column="speaker")) == 1
 
 
@@ -367,3 +367,15 @@ def test_each_protocol_honours_its_params_not_the_functions_defaults():
     held = make_split(MANIFEST, {"protocol": "actor_holdout", "subset": "all", "test_actors": [3, 4], "seed": 42,
                                  "validation_fraction": 0.1, "validation_by": "actor", "repeats": 1})
     assert sorted(held[held["partition"] == "test"]["actor"].unique()) == [3, 4]
+
+
+def test_the_final_models_rows_follow_its_recipe_and_never_hold_a_test_clip():
+    from types import SimpleNamespace
+    from ser.rows import final_model_rows
+    assignment = pd.DataFrame({"clip_id": ["a", "b", "c"], "partition": ["train", "validation", "test"]})
+    index = pd.DataFrame({"clip_id": ["a", "a", "b", "b", "c", "c"], "copy": [0, 1, 0, 1, 0, 1]})
+    recipe = lambda refit, copies: SimpleNamespace(refit=refit, augmented_copies=copies)  # noqa: E731
+    assert final_model_rows(index, assignment, recipe(False, False)).tolist() == [0]
+    assert final_model_rows(index, assignment, recipe(False, True)).tolist() == [0, 1]
+    assert sorted(final_model_rows(index, assignment, recipe(True, False)).tolist()) == [0, 2]
+    assert sorted(final_model_rows(index, assignment, recipe(True, True)).tolist()) == [0, 1, 2, 3]

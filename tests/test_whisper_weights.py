@@ -72,8 +72,8 @@ def fake(tmp_path, monkeypatch):
 
 def test_a_good_assembly_passes_hashes_each_file_once_and_its_hash_reaches_recipe_json(fake, tmp_path, monkeypatch):
     hashed = []
-    hash_file = weights._hash_file
-    monkeypatch.setattr(weights, "_hash_file", lambda path: hashed.append(path) or hash_file(path))
+    hash_file = weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda path: hashed.append(path) or hash_file(path))
     directory = whisper.resolve_whisper_model(HUB_ID)
     assert directory == fake.target and (directory / "model.bin").read_bytes() == fake.model
     assert whisper.weights_sha256(HUB_ID) == sha256(fake.model)

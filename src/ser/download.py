@@ -8,7 +8,6 @@ optional SHA256SUMS. Either way `dest` appears in one piece or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import requests
 from tqdm import tqdm
 
 from ser.corpus import ARCHIVE_FOLDERS, AUDIO_EXTENSIONS
-from ser.io import atomic_path
+from ser.io import atomic_path, sha256_file
 
 NETWORK_HINT = "check the network, or set download.source to a local mirror directory"
 TIMEOUT = (15, 60)          # seconds to connect, and at most between two received bytes
@@ -213,7 +212,7 @@ def _verify_sums(root: Path, sums: Path, hint: str) -> int:
         path = root / relative
         if not path.is_file():
             problems.append(f"{relative} (missing)")
-        elif (actual := _sha256(path)) != expected:
+        elif (actual := sha256_file(path)) != expected:
             problems.append(f"{relative} (sha256 {actual}, expected {expected})")
     if problems:
         listed = "\n  ".join(problems[:MAX_LISTED])
@@ -221,14 +220,6 @@ def _verify_sums(root: Path, sums: Path, hint: str) -> int:
         raise DownloadError(f"{len(problems)} of {checked} files in mirror {root} do not match {sums}:\n  "
                             f"{listed}{more}\nre-copy them from the original, {hint}")
     return checked
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _not_audio(directory: str, names: list[str]) -> list[str]:

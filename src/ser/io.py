@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -71,3 +72,12 @@ def read_json(path: str | os.PathLike) -> Any:
 def write_parquet(path: str | os.PathLike, frame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """A file's SHA-256, read in blocks (model weights and corpora run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(16 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,9 +12,10 @@ accepted, its model.bin's SHA-256 still recorded with the features (`whisper.wei
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
+
+from ..io import sha256_file
 
 REINSTALL = "pip install --force-reinstall -r requirements.txt"
 
@@ -64,16 +65,8 @@ def file_sha256(path: str | Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _digests:
-        _digests[key] = _hash_file(path)
+        _digests[key] = sha256_file(path)
     return _digests[key]
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(16 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=None)
