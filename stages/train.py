@@ -4,7 +4,6 @@ Run (repeat r, fold k) trains on that fold of repeat r's split with the seed `tr
 """
 
 import dataclasses
-import subprocess
 import time
 
 import pandas as pd
@@ -14,7 +13,7 @@ from ser.adaptation import effective_within, record_adaptation, run_view
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.archs import check_archs
 from ser.config import as_plain, load_params
-from ser.evaluation import current_commit
+from ser.evaluation import code_record
 from ser.features import load_feature_cache
 from ser.runtime import pick_device, set_torch_threads
 from ser.split import repeat_seed, run_names, runs_of
@@ -49,24 +48,6 @@ def params_record(params, copies_used: bool) -> dict:
     return record
 
 
-def code_record() -> dict | None:
-    """The commit the code was checked out at (as the kept results record it: `current_commit`), and whether
-    the code (src/, stages/) held changes not in it; None outside a git repository. Only the code counts: a
-    `dvc repro` rewrites dvc.lock and `dvc exp run` params.yaml before train runs, and the params are on the
-    card already. DVC re-runs train for a changed dep or param alone, never for a new commit, so the record
-    changes no re-run decision; a forced re-run at another commit gives other model bytes (evaluate then
-    re-runs), and a run restored from DVC's run cache keeps the card, commit included, that it was trained with."""
-    commit = current_commit()
-    if commit is None:
-        return None
-    try:  # --no-optional-locks: reading the tree must not take git's index lock from anyone
-        changes = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", ":/src", ":/stages"],
-                                 capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"id": commit, "uncommitted_code": None}
-    return {"id": commit, "uncommitted_code": bool(changes.strip())}
-
-
 def main():
     paths = stage_paths(__doc__, "features", "split", "models", "live")
     params = load_params()
@@ -93,8 +74,8 @@ def main():
             name = names[repeat, fold]
             seed = repeat_seed(params.train.seed, repeat)
             within = effective_within(params.adaptation.within, assignment)
-            trained_on = run_view(features, index, assignment, within, per)
-            state, card = train_model(arch, arch_params, trained_on, index, assignment, feature_recipe=recipe,
+            view = run_view(features, index, assignment, within, per)
+            state, card = train_model(arch, arch_params, view, index, assignment, feature_recipe=recipe,
                                       seed=seed, batch_size=params.train.batch_size, device=device,
                                       standardize_per=per, logger=live, metric_prefix=f"{name}/" if name else "")
             card = dataclasses.replace(card, split=split_record(params, assignment, repeat, fold, len(runs)),

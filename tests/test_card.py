@@ -107,7 +107,7 @@ def test_params_record_nests_what_shaped_the_model_as_params_yaml_does():
 
 
 def test_code_record_names_the_commit_and_only_code_changes(tmp_path, monkeypatch):
-    code_record = stage_train().code_record
+    from ser.evaluation import code_record
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path
     assert code_record() is None

@@ -18,7 +18,6 @@ prepare stage one row per labelled file, with its `corpus` and `speaker`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from collections import Counter
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .corpus import AUDIO_EXTENSIONS, EMOTIONS
-from .io import atomic_path
+from .io import atomic_path, sha256_file
 
 RAVDESS = "ravdess"
 DESCRIPTION_KEYS = {"folder", "label", "classes", "speaker"}
@@ -127,7 +126,7 @@ def verify_checksums(folder: Path, listing: str = "SHA256SUMS") -> int:
         target = folder / name
         if not target.exists():
             raise BadCorpusSpec(f"{target}: listed in {sums} (line {number}) but missing")
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        digest = sha256_file(target)
         if digest != expected.lower():
             raise BadCorpusSpec(f"{target}: SHA-256 {digest[:12]}… differs from {sums} ({expected[:12]}…)")
         checked += 1

@@ -33,7 +33,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from .evaluation import mean_interval
 
 WATCHED = ("accuracy", "macro_f1")
 DRIFT_CONFIDENCE = 0.95
@@ -60,10 +61,9 @@ def paired_tolerance(kept: dict, new: dict, name: str, confidence: float = DRIFT
     if len(kept_values) < 2 or set(kept_values) != set(new_values):
         return None
     differences = np.array([new_values[r] - kept_values[r] for r in sorted(kept_values)], dtype=np.float64)
-    standard_error = differences.std(ddof=1) / np.sqrt(len(differences))
-    t = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1)
+    low, high = mean_interval(differences, confidence)  # t(., N - 1) times the standard error, either side
     one_clip = 1.0 / kept["n_test"] if kept.get("n_test") else 0.0
-    return float(max(t * standard_error, one_clip))
+    return float(max((high - low) / 2, one_clip))
 
 
 def paired_tolerances(kept: dict, new: dict, watched=WATCHED) -> dict:

@@ -107,6 +107,24 @@ def current_commit() -> str | None:
         return None
 
 
+def code_record() -> dict | None:
+    """The commit the code was checked out at (`current_commit`), and whether
+    the code (src/, stages/) held changes not in it; None outside a git repository. Only the code counts: a
+    `dvc repro` rewrites dvc.lock and `dvc exp run` params.yaml before train runs, and the params are on the
+    card already. DVC re-runs train for a changed dep or param alone, never for a new commit, so the record
+    changes no re-run decision; a forced re-run at another commit gives other model bytes (evaluate then
+    re-runs), and a run restored from DVC's run cache keeps the card, commit included, that it was trained with."""
+    commit = current_commit()
+    if commit is None:
+        return None
+    try:  # --no-optional-locks: reading the tree must not take git's index lock from anyone
+        changes = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--", ":/src", ":/stages"],
+                                 capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"id": commit, "uncommitted_code": None}
+    return {"id": commit, "uncommitted_code": bool(changes.strip())}
+
+
 def result_record(metrics: dict, train_summary: dict | None = None, device: str | None = None) -> dict:
     """The metrics kept per (protocol, arch) under reports/results/, with what produced them: the machine
     (`device`, or the metrics' own), the commit and, from the train stage's summary, its time.

