@@ -7,8 +7,9 @@ or order, and adding clips never changes the copies of the others.
 
 from __future__ import annotations
 
+import io
+import os
 import zlib
-from multiprocessing import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +17,10 @@ import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm import tqdm
 
 from . import usable_cores
 from .audio import BadAudio, load_audio
+from .cluster import map_files
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -48,8 +49,11 @@ def copy_file_name(clip_id: str, copy: int) -> str:
     return f"{clip_id}_aug{copy}.flac"
 
 
-def _augment_clip(task) -> list[dict]:
-    clip_id, path, out_dir, sample_rate, config = task
+def augment_clip(settings: tuple[int, Augment], item: tuple[str, str]) -> list[dict]:
+    """One clip's copies, each a row of the index with its FLAC file's bytes under "flac": the task ser.cluster
+    maps over the clips. The driver writes the files, so a worker only reads (and never half-writes) anything."""
+    sample_rate, config = settings
+    clip_id, path = item
     signal = load_audio(path, sample_rate)  # BadAudio names the file
     rows = []
     for copy in range(1, config.copies + 1):
@@ -57,29 +61,34 @@ def _augment_clip(task) -> list[dict]:
             augmented, drawn = augment_signal(signal, sample_rate, copy_generator(config.seed, clip_id, copy), config)
         except Exception as error:  # so that a stage stopped by one file says which
             raise BadAudio(f"{path}: augmented copy {copy} failed ({type(error).__name__}: {error})") from error
-        name = copy_file_name(clip_id, copy)
-        sf.write(Path(out_dir) / name, augmented, sample_rate, subtype="PCM_16", format="FLAC")
-        rows.append({"clip_id": clip_id, "copy": copy, "file": name, **drawn})
+        flac = io.BytesIO()  # libsndfile writes the same bytes to memory as to a file
+        sf.write(flac, augmented, sample_rate, subtype="PCM_16", format="FLAC")
+        rows.append({"clip_id": clip_id, "copy": copy, "file": copy_file_name(clip_id, copy), **drawn,
+                     "flac": flac.getvalue()})
     return rows
 
 
 def augment_corpus(manifest: pd.DataFrame, raw_dir: str | Path, out_dir: str | Path, sample_rate: int,
-                   config: Augment, workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+                   config: Augment, workers: int | None = None, progress: bool = True,
+                   address: str = "") -> pd.DataFrame:
     """Write `config.copies` augmented FLAC copies of every manifest clip into `out_dir`.
 
     All clips are augmented, whatever the split, so switching protocol or fold
     reuses the same copies; which copies train a model is decided by the split.
+    `address` is params' cluster.address (ser.cluster): "" runs on this machine's `workers` cores.
     """
     workers = workers or usable_cores()
+    raw_dir = Path(os.path.abspath(raw_dir)) if address else Path(raw_dir)  # a worker's working directory is not ours
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        tasks = [(row.clip_id, Path(raw_dir) / row.path, tmp, sample_rate, config)
-                 for row in manifest.itertuples()]
+        clips = [(row.clip_id, str(raw_dir / row.path)) for row in manifest.itertuples()]
         rows = []
-        with Pool(workers) as pool:
-            for clip_rows in tqdm(pool.imap_unordered(_augment_clip, tasks, chunksize=4), total=len(tasks),
-                                  desc="augment", unit="clip", disable=not progress):
-                rows.extend(clip_rows)
+        for _, clip_rows in map_files(augment_clip, (sample_rate, config), clips, workers=workers, address=address,
+                                      desc="augment", unit="clip", progress=progress, batch_size=4,
+                                      readable=lambda clip: clip[1]):
+            for row in clip_rows:
+                (tmp / row["file"]).write_bytes(row.pop("flac"))
+                rows.append(row)
         index = pd.DataFrame(rows).sort_values(["clip_id", "copy"], ignore_index=True)
         index.to_parquet(tmp / INDEX_FILE, index=False)
     return index

@@ -2,7 +2,9 @@
 
     ser predict PATH... [--model models] [--adapt all|folder|REGEX] [--json] [--csv FILE]
     ser predict --card [MODEL_DIR] [--json]
-    ser serve [--model models] [--host 127.0.0.1] [--port 7860]
+    ser predict PATH... --runtime onnx --model EXPORTED   (a folder written by `ser export --onnx`)
+    ser export --onnx OUT [--model models]
+    ser serve [--model models] [--host 127.0.0.1] [--port 7860] [--max-upload-mb 25] [--max-seconds 120]
 
 Each PATH is an audio file, or a folder whose audio files are all predicted
 (and then written to a CSV, `predictions.csv` unless --csv names another).
@@ -41,9 +43,9 @@ def _predict(args) -> int:
         else:
             files.append(path)
     try:
-        predictor = Predictor(args.model, device=args.device, window_seconds=args.window,
-                              detect_speech=not args.no_speech_check)
-    except FileNotFoundError as error:
+        predictor = make_predictor(args.runtime, args.model, device=args.device, window_seconds=args.window,
+                                   detect_speech=not args.no_speech_check)
+    except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
@@ -76,13 +78,60 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+def make_predictor(runtime: str, model: str, **options):
+    """`ser predict`'s and `ser serve`'s predictor: the model directory in PyTorch, or (`onnx`) the folder
+    `ser export --onnx` wrote, in onnxruntime."""
+    if runtime == "onnx":
+        from .onnx_runtime import OnnxPredictor
+
+        options.pop("device", None)  # onnxruntime's CPU provider
+        return OnnxPredictor(model, **options)
+    from .predict import Predictor
+
+    try:
+        return Predictor(model, **options)
+    except ModuleNotFoundError as error:
+        if error.name not in ("torch", "ctranslate2", "silero_vad"):
+            raise
+        raise ImportError(f"the torch runtime needs {error.name}, which is not installed here "
+                          f"(pip install 'ser-pipeline[train]'); or run a model exported by `ser export --onnx` "
+                          f"with --runtime onnx") from None
+
+
+def _export(args) -> int:
+    try:
+        from .onnx_export import ExportRefused, export_onnx
+    except ModuleNotFoundError as error:
+        print(f"error: ser export needs {error.name} (pip install 'ser-pipeline[export]')", file=sys.stderr)
+        return 1
+    try:
+        sidecar = export_onnx(args.model, args.onnx)
+    except (ExportRefused, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from .onnx_runtime import SIDECAR
+
+    runs = len(sidecar["runs"])
+    print(f"wrote {args.onnx}: {', '.join(sidecar['files'])} and {SIDECAR} ({sidecar['arch']}, {runs} run "
+          f"model{'s' if runs > 1 else ''}; largest difference from PyTorch on a probe signal: "
+          f"{sidecar['check']['max_abs_probability_difference']:.1e})", file=sys.stderr)
+    return 0
+
+
 def _cards(args) -> int:
-    from .checkpoint import model_dirs, read_card
+    if args.runtime != "onnx":
+        from .checkpoint import model_dirs, read_card
 
     model_dir = args.card or args.model
     try:
-        cards = {str(directory): read_card(directory) for directory in model_dirs(model_dir)}
-    except FileNotFoundError as error:
+        if args.runtime == "onnx":  # an exported folder keeps its runs' cards in its sidecar
+            from .onnx_runtime import read_export
+
+            sidecar = read_export(model_dir)
+            cards = {str(Path(model_dir) / run): card for run, card in zip(sidecar["runs"], sidecar["cards"])}
+        else:
+            cards = {str(directory): read_card(directory) for directory in model_dirs(model_dir)}
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
@@ -127,6 +176,17 @@ def describe(result) -> list[str]:
     return [result.emotion, " ".join(f"{k}={v:.3f}" for k, v in ranked), *speech]
 
 
+def _limit(text: str) -> float:
+    """A `ser serve` limit: a number >= 0, where 0 means none."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number >= 0 (0: no limit)")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition (RAVDESS-trained).")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,12 +208,30 @@ def main(argv=None) -> int:
                               "default: every file alone, with the training statistics")
     predict.add_argument("--no-speech-check", action="store_true",
                          help="give an emotion even where the voice activity detector finds no speech")
+    predict.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                         help="torch: the model directory in PyTorch; onnx: a folder written by `ser export "
+                              "--onnx` (give it as --model), in onnxruntime, without PyTorch")
+    export = commands.add_parser("export", help="write the model directory as ONNX graphs for --runtime onnx")
+    export.add_argument("--onnx", required=True, metavar="OUT", help="the folder to write")
+    export.add_argument("--model", default="models", help="trained model directory (default: models)")
     serve = commands.add_parser("serve", help="a web page to upload or record a clip and see the probabilities")
     serve.add_argument("--model", default="models", help="trained model directory (default: models)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    serve.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                       help="onnx: --model is a folder written by `ser export --onnx`, run in onnxruntime")
+    # Defaults None: ser.webapp's MAX_UPLOAD_MB and MAX_SECONDS (importing it here would load Gradio for
+    # every `ser predict`).
+    serve.add_argument("--max-upload-mb", type=_limit, default=None, metavar="MB",
+                       help="refuse an upload larger than this many MB (1 MB = 1048576 bytes); 0: no limit "
+                            "(default: 25)")
+    serve.add_argument("--max-seconds", type=_limit, default=None, metavar="S",
+                       help="refuse a recording longer than this, by its header's length before decoding; "
+                            "0: no limit (default: 120)")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return _export(args)
     if args.command == "predict":
         if args.card is not None:
             if args.paths:
@@ -165,7 +243,10 @@ def main(argv=None) -> int:
         from .webapp import serve as run_server
 
         try:
-            run_server(args.model, host=args.host, port=args.port, device=args.device)
+            limits = {name: (value or None) for name, value in (("max_upload_mb", args.max_upload_mb),
+                                                                ("max_seconds", args.max_seconds)) if value is not None}
+            run_server(args.model, host=args.host, port=args.port, device=args.device, runtime=args.runtime,
+                       **limits)
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -274,6 +274,30 @@ class TrainRecipe:
         require(self.epochs >= 1, key_path(where, "epochs"), f"expected at least 1, got {self.epochs}")
 
 
+CLUSTER_LOCAL = "local"
+CLUSTER_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")  # what distributed.Client connects to
+
+
+def cluster_address_problem(address: str) -> str | None:
+    """Why `address` names no engine ser.cluster runs, or None."""
+    if address in ("", CLUSTER_LOCAL) or address.startswith(CLUSTER_SCHEMES):
+        return None
+    if address.startswith("ray://"):
+        return (f"{address!r} is a Ray address; the pipeline runs on Dask distributed: give a Dask scheduler's "
+                "tcp://host:port (docs/cluster.md)")
+    return (f"expected '' (this machine), 'local' (a Dask cluster on this machine) or a Dask scheduler's "
+            f"{' or '.join(CLUSTER_SCHEMES)}host:port, got {address!r}")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str  # where augment's and features' map over files runs (ser.cluster); no stage declares it
+
+    def check(self, where: str) -> None:
+        problem = cluster_address_problem(self.address)
+        require(problem is None, key_path(where, "address"), problem or "")
+
+
 @dataclass(frozen=True)
 class Arch:
     features: dict[str, Any]  # `recipe` names a ser.features recipe, the rest are its options
@@ -292,6 +316,7 @@ class Params:
     model: Model
     train: Train
     cores: int
+    cluster: Cluster
     corpora: dict[str, Corpus]
     cross_corpus: CrossCorpus
     archs: dict[str, Arch]

@@ -23,17 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .audio import BadAudio, load_audio, truncated
-from .checkpoint import load_checkpoint, model_dirs
-from .corpora import READABLE_EXTENSIONS, audio_files  # noqa: F401  audio_files: what a folder holds
-from .features import make_recipe
-from .features.base import CACHE_KEYS
-from .speech import speech_seconds
 from .adaptation import adapted_standardization
-from .runtime import pick_device
-from .standardization import fit_standardization, standardization_tensors, standardize
+from .audio import BadAudio, load_audio, truncated
+from .corpora import READABLE_EXTENSIONS, audio_files  # noqa: F401  audio_files: what a folder holds
+from .standardization import fit_standardization
+
+# PyTorch is imported by `Predictor` only: `ser predict --runtime onnx` (ser.onnx_runtime) shares the rest of
+# this module in an environment without it.
 
 WINDOW_SECONDS = 6.0
 MIN_SECONDS = 0.25
@@ -55,16 +52,135 @@ class Prediction:
     warning: str | None = None       # e.g. the file holds fewer frames than its header promises
 
 
-class Predictor:
+class RecordingPredictor:
+    """What `ser predict` does around the networks, whichever runtime runs them: decoding, the silence and
+    speech checks, windows, group standardization and each file's outcome. A runtime sets `cards`, `card`,
+    `labels`, `sample_rate`, `window` and `detect_speech`, and gives the methods below that raise."""
+
+    cards: list
+    labels: list[str]
+    sample_rate: int
+    window: int
+    detect_speech: bool
+
+    def window_features(self, signal: np.ndarray):
+        """The model's features of each window of a signal at the model's rate, [windows, *shape]."""
+        raise NotImplementedError
+
+    def window_probabilities(self, features, standardizations: list | None = None):
+        """The run models' mean class probabilities per window, [windows, classes]. Each model standardizes
+        with its own training statistics, unless `standardizations` (one per model, as
+        `runtime_standardization` gives them) are given."""
+        raise NotImplementedError
+
+    def runtime_standardization(self, standardization: dict):
+        """A card's mean and std (lists) as this runtime's `window_probabilities` takes them."""
+        raise NotImplementedError
+
+    def concatenate(self, blocks: list):
+        """Window features of several files as one block."""
+        raise NotImplementedError
+
+    def as_numpy(self, values) -> np.ndarray:
+        raise NotImplementedError
+
+    def speech_seconds(self, signal: np.ndarray) -> float:
+        """How many seconds of a signal at the model's rate are speech."""
+        raise NotImplementedError
+
+    def windows(self, signal: np.ndarray) -> list[np.ndarray]:
+        if len(signal) <= self.window:
+            return [signal]
+        starts = list(range(0, len(signal) - self.window + 1, self.window // 2))
+        if starts[-1] + self.window < len(signal):  # the tail gets a window of its own
+            starts.append(len(signal) - self.window)
+        return [signal[s:s + self.window] for s in starts]
+
+    def group_standardizations(self, features, files: int) -> list:
+        """Each run model's standardization for a group of `files` recordings whose window features are
+        `features`: the group's own statistics, labels unseen (ser.adaptation)."""
+        stacked = self.as_numpy(features)
+        per = self.card.feature_recipe["standardize"]
+        own = fit_standardization(stacked, np.arange(len(stacked)), per=per)
+        return [self.runtime_standardization(adapted_standardization(card, own, files=files))
+                for card in self.cards]
+
+    def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
+        features = self.window_features(signal)
+        return self.as_numpy(self.window_probabilities(features)).mean(axis=0), len(features)
+
+    def read_signal(self, path: str | Path) -> np.ndarray:
+        """The file decoded at the model's rate; BadAudio, naming it, if it cannot be read or is too short."""
+        signal = load_audio(path, self.sample_rate)
+        if len(signal) < MIN_SECONDS * self.sample_rate:
+            raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
+                           f"at least {MIN_SECONDS} s is needed)")
+        return signal
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
+        return self.predict_group([path])[0]
+
+    def _file_features(self, path: str | Path) -> tuple[Prediction, object | None]:
+        """A file's window features, or its outcome without them (no speech, or its error)."""
+        try:
+            signal = self.read_signal(path)
+            short = truncated(path)
+            warning = f"{path}: truncated: {short}; judged on what it holds" if short else None
+            duration = round(len(signal) / self.sample_rate, 2)
+            if np.max(np.abs(signal)) < SILENCE_PEAK:
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
+                                  warning=warning), None
+            speech = self.speech_seconds(signal) if self.detect_speech else None
+            if speech == 0.0:
+                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
+                                  warning=warning), None
+            features = self.window_features(signal)
+        except BadAudio as error:
+            return Prediction(str(path), status=FAILED, error=str(error)), None
+        except Exception as error:  # features or model: reported for this file, the batch goes on
+            return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}"), None
+        return Prediction(str(path), windows=len(features), duration=duration, warning=warning,
+                          speech_seconds=None if speech is None else round(speech, 2)), features
+
+    def predict_group(self, paths: list[str | Path]) -> list[Prediction]:
+        """Each file's outcome, in order. Where two or more files of the group have speech, the model
+        standardizes them on the group's own statistics (one speaker's or one site's recordings; no label
+        is read, ser.adaptation); a lone file takes the training statistics, as always."""
+        outcomes = [self._file_features(path) for path in paths]
+        usable = [(outcome, features) for outcome, features in outcomes if features is not None]
+        group = None
+        if len(usable) > 1:
+            group = self.group_standardizations(self.concatenate([features for _, features in usable]),
+                                                files=len(usable))
+        for outcome, features in usable:
+            try:
+                probabilities = self.as_numpy(self.window_probabilities(features, group)).mean(axis=0)
+            except Exception as error:
+                outcome.status, outcome.error = FAILED, f"{outcome.path}: {type(error).__name__}: {error}"
+                continue
+            outcome.emotion = self.labels[int(probabilities.argmax())]
+            outcome.probabilities = {label: float(p) for label, p in zip(self.labels, probabilities)}
+        return [outcome for outcome, _ in outcomes]
+
+
+class Predictor(RecordingPredictor):
+    """The model directory's run models in PyTorch (`ser predict`, `--runtime torch`)."""
+
     def __init__(self, model_dir: str | Path = "models", device: str = "auto",
                  window_seconds: float = WINDOW_SECONDS, detect_speech: bool = True):
+        from .checkpoint import load_checkpoint, model_dirs
+        from .features import make_recipe
+        from .features.base import CACHE_KEYS
+        from .runtime import pick_device
+
         self.device = pick_device(device)
         self.detect_speech = detect_speech
         loaded = [load_checkpoint(directory, device=self.device) for directory in model_dirs(model_dir)]
         self.models = [model for model, _ in loaded]
         self.cards = [card for _, card in loaded]
         self.card = self.cards[0]
-        self.standardizations = [standardization_tensors(card.standardization, self.device) for card in self.cards]
+        self.standardizations = [self.runtime_standardization(card.standardization) for card in self.cards]
         if any(card.feature_recipe != self.card.feature_recipe or card.labels != self.card.labels
                for card in self.cards):
             raise ValueError(f"{model_dir}: its run models differ in feature recipe or labels")
@@ -97,90 +213,36 @@ class Predictor:
         self.standardizations = [self.standardizations[i] for i in keep]
         self.card = self.cards[0]
 
-    def windows(self, signal: np.ndarray) -> list[np.ndarray]:
-        if len(signal) <= self.window:
-            return [signal]
-        starts = list(range(0, len(signal) - self.window + 1, self.window // 2))
-        if starts[-1] + self.window < len(signal):  # the tail gets a window of its own
-            starts.append(len(signal) - self.window)
-        return [signal[s:s + self.window] for s in starts]
+    def runtime_standardization(self, standardization: dict) -> dict:
+        from .standardization import standardization_tensors
+        return standardization_tensors(standardization, self.device)
 
-    def window_features(self, signal: np.ndarray) -> torch.Tensor:
+    def concatenate(self, blocks: list):
+        import torch
+        return torch.cat(blocks)
+
+    def as_numpy(self, values) -> np.ndarray:
+        return values.cpu().numpy()
+
+    def speech_seconds(self, signal: np.ndarray) -> float:
+        from .speech import speech_seconds
+        return speech_seconds(signal, self.sample_rate)
+
+    def window_features(self, signal: np.ndarray):
         """The model's features of each window of a signal at the model's rate, [windows, *shape]."""
+        import torch
         return torch.from_numpy(np.stack([self.recipe.extract(p) for p in self.windows(signal)])).to(self.device)
 
-    @torch.no_grad()
-    def window_probabilities(self, features: torch.Tensor, standardizations: list[dict] | None = None) -> torch.Tensor:
+    def window_probabilities(self, features, standardizations: list[dict] | None = None):
         """The run models' mean class probabilities per window, [windows, classes]. Each model standardizes
         with its own training statistics, unless `standardizations` (tensors, one per model) are given."""
-        return torch.stack([torch.softmax(model(standardize(features, own)), dim=1)
-                            for model, own in zip(self.models, standardizations or self.standardizations)]).mean(dim=0)
+        import torch
+        from .standardization import standardize
 
-    def group_standardizations(self, features: torch.Tensor, files: int) -> list[dict]:
-        """Each run model's standardization for a group of `files` recordings whose window features are
-        `features`: the group's own statistics, labels unseen (ser.adaptation)."""
-        stacked = features.cpu().numpy()
-        per = self.card.feature_recipe["standardize"]
-        own = fit_standardization(stacked, np.arange(len(stacked)), per=per)
-        return [standardization_tensors(adapted_standardization(card, own, files=files), self.device)
-                for card in self.cards]
-
-    def probabilities(self, signal: np.ndarray) -> tuple[np.ndarray, int]:
-        features = self.window_features(signal)
-        return self.window_probabilities(features).mean(dim=0).cpu().numpy(), len(features)
-
-    def read_signal(self, path: str | Path) -> np.ndarray:
-        """The file decoded at the model's rate; BadAudio, naming it, if it cannot be read or is too short."""
-        signal = load_audio(path, self.sample_rate)
-        if len(signal) < MIN_SECONDS * self.sample_rate:
-            raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
-                           f"at least {MIN_SECONDS} s is needed)")
-        return signal
-
-    def predict_file(self, path: str | Path) -> Prediction:
-        """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
-        return self.predict_group([path])[0]
-
-    def _file_features(self, path: str | Path) -> tuple[Prediction, torch.Tensor | None]:
-        """A file's window features, or its outcome without them (no speech, or its error)."""
-        try:
-            signal = self.read_signal(path)
-            short = truncated(path)
-            warning = f"{path}: truncated: {short}; judged on what it holds" if short else None
-            duration = round(len(signal) / self.sample_rate, 2)
-            if np.max(np.abs(signal)) < SILENCE_PEAK:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
-                                  warning=warning), None
-            speech = speech_seconds(signal, self.sample_rate) if self.detect_speech else None
-            if speech == 0.0:
-                return Prediction(str(path), status=NO_SPEECH, speech_seconds=0.0, duration=duration,
-                                  warning=warning), None
-            features = self.window_features(signal)
-        except BadAudio as error:
-            return Prediction(str(path), status=FAILED, error=str(error)), None
-        except Exception as error:  # features or model: reported for this file, the batch goes on
-            return Prediction(str(path), status=FAILED, error=f"{path}: {type(error).__name__}: {error}"), None
-        return Prediction(str(path), windows=len(features), duration=duration, warning=warning,
-                          speech_seconds=None if speech is None else round(speech, 2)), features
-
-    def predict_group(self, paths: list[str | Path]) -> list[Prediction]:
-        """Each file's outcome, in order. Where two or more files of the group have speech, the model
-        standardizes them on the group's own statistics (one speaker's or one site's recordings; no label
-        is read, ser.adaptation); a lone file takes the training statistics, as always."""
-        outcomes = [self._file_features(path) for path in paths]
-        usable = [(outcome, features) for outcome, features in outcomes if features is not None]
-        group = None
-        if len(usable) > 1:
-            group = self.group_standardizations(torch.cat([features for _, features in usable]), files=len(usable))
-        for outcome, features in usable:
-            try:
-                probabilities = self.window_probabilities(features, group).mean(dim=0).cpu().numpy()
-            except Exception as error:
-                outcome.status, outcome.error = FAILED, f"{outcome.path}: {type(error).__name__}: {error}"
-                continue
-            outcome.emotion = self.labels[int(probabilities.argmax())]
-            outcome.probabilities = {label: float(p) for label, p in zip(self.labels, probabilities)}
-        return [outcome for outcome, _ in outcomes]
+        with torch.no_grad():
+            return torch.stack([torch.softmax(model(standardize(features, own)), dim=1)
+                                for model, own in zip(self.models, standardizations or self.standardizations)]
+                               ).mean(dim=0)
 
 
 def adaptation_groups(paths: list[Path], rule: str | None) -> list[list[int]]:

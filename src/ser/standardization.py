@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+# PyTorch is imported where a tensor is made: fit_standardization serves `ser predict --runtime onnx` too,
+# in an environment without it.
 
 
 def fit_standardization(features: np.ndarray, rows: np.ndarray, per: str = "channel", chunk: int = 1024) -> dict:
@@ -24,10 +26,12 @@ def fit_standardization(features: np.ndarray, rows: np.ndarray, per: str = "chan
 
 def standardization_tensors(standardization: dict, device) -> dict:
     """The card's mean and std (lists) as tensors, converted once rather than for every batch."""
+    import torch
     return {key: torch.as_tensor(standardization[key], dtype=torch.float32, device=device) for key in ("mean", "std")}
 
 
 def standardize(batch: torch.Tensor, standardization: dict) -> torch.Tensor:
+    import torch
     mean = torch.as_tensor(standardization["mean"], device=batch.device)
     std = torch.as_tensor(standardization["std"], device=batch.device)
     # Per element, the statistics have one clip's shape; per channel, one value per channel (axis 1).

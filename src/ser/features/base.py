@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .. import usable_cores
 from ..audio import BadAudio, load_audio
+from ..cluster import map_files
 from ..io import atomic_path
 
 ARRAY_FILE, INDEX_FILE, RECIPE_FILE = "features.npy", "index.parquet", "recipe.json"
@@ -57,29 +57,23 @@ class FeatureRecipe:
         return {}
 
 
-_worker_recipe: FeatureRecipe | None = None
-
-
-def _init_worker(recipe: FeatureRecipe, threads: int | None = None) -> None:
-    global _worker_recipe
-    recipe.threads = threads
-    _worker_recipe = recipe
-
-
-def _extract_file(path) -> np.ndarray:
-    signal = load_audio(path, _worker_recipe.sample_rate)  # BadAudio names the file
+def extract_file(recipe: FeatureRecipe, path) -> np.ndarray:
+    """One file's features: the task ser.cluster maps over the files, in this process or on a worker."""
+    signal = load_audio(path, recipe.sample_rate)  # BadAudio names the file
     try:
-        return _worker_recipe.extract(signal)
+        return recipe.extract(signal)
     except Exception as error:  # so that a stage stopped by one file says which
-        raise BadAudio(f"{path}: {_worker_recipe.name} features failed ({type(error).__name__}: {error})") from error
+        raise BadAudio(f"{path}: {recipe.name} features failed ({type(error).__name__}: {error})") from error
 
 
 def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: str | Path,
-                          workers: int | None = None, progress: bool = True) -> None:
+                          workers: int | None = None, progress: bool = True, address: str = "") -> None:
     """Extract features for every row of `items` (columns clip_id, copy, path) into `out_dir`.
 
-    Rows are written straight into a float16/float32 memmap as they arrive, so
-    memory stays at one batch of work whatever the corpus size.
+    Rows are written straight into a float16/float32 memmap as they arrive, each at its own row, so memory
+    stays at one batch of work whatever the corpus size, and the cache is the same bits whatever order the
+    workers finish in. `address` is params' cluster.address (ser.cluster): "" runs on this machine's
+    `workers` cores, anything else on Dask workers, each loading the model once.
     """
     workers = workers or usable_cores()
     with atomic_path(out_dir) as tmp:
@@ -87,20 +81,16 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         array = np.lib.format.open_memmap(tmp / ARRAY_FILE, mode="w+", dtype=recipe.dtype,
                                           shape=(len(items), *recipe.shape))
         paths = list(items["path"])
-        bar = tqdm(total=len(paths), desc=f"features ({recipe.name})", unit="clip", disable=not progress)
-        if recipe.parallel and workers > 1:
-            threads = 1  # one single-threaded extractor per worker: `workers` cores in all
-            context = multiprocessing.get_context(recipe.pool_start_method)
-            with context.Pool(workers, initializer=_init_worker, initargs=(recipe, threads)) as pool:
-                for row, features in enumerate(pool.imap(_extract_file, paths, chunksize=8)):
-                    array[row] = features
-                    bar.update()
-        else:
-            _init_worker(recipe, threads=workers)
-            for row, path in enumerate(paths):
-                array[row] = _extract_file(path)
-                bar.update()
-        bar.close()
+        if address:
+            paths = [os.path.abspath(path) for path in paths]  # a worker's working directory is not ours
+        # One single-threaded extractor per worker process (`workers` cores in all, or one a Dask worker
+        # thread), or the whole machine in this process.
+        recipe.threads = 1 if address or (recipe.parallel and workers > 1) else workers
+        for row, features in map_files(extract_file, recipe, paths, workers=workers, address=address,
+                                       parallel=recipe.parallel, start_method=recipe.pool_start_method,
+                                       desc=f"features ({recipe.name})", unit="clip", progress=progress,
+                                       batch_size=8, readable=str):
+            array[row] = features
         array.flush()
         del array
         items[["clip_id", "copy"]].to_parquet(tmp / INDEX_FILE, index=False)

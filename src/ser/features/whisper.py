@@ -306,6 +306,13 @@ class WhisperLayerStatistics(FeatureRecipe):
         """The encoder's hidden states of one clip, each (1, frames, width): the recipe's trimming, padding
         and log-mel, then one encoder pass (what `extract` pools; benchmarks read the frames themselves)."""
         import torch
+        log_mel = self.encoder_input(signal)
+        with torch.inference_mode():
+            return self.encoder(torch.from_numpy(log_mel)[None].to(self.device))
+
+    def encoder_input(self, signal: np.ndarray) -> np.ndarray:
+        """The encoder's input for one clip, (n_mels, 2 x frames): the recipe's trimming and padding, then the
+        log-mel, in numpy (the exported ONNX encoder, ser.onnx_runtime, takes the same)."""
         if not np.all(np.isfinite(signal)):
             raise ValueError("the signal contains NaN/Inf samples")
         if self.trim_db is not None:  # leading and trailing frames quieter than the peak by trim_db
@@ -314,8 +321,7 @@ class WhisperLayerStatistics(FeatureRecipe):
             signal = np.pad(signal[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(signal))))
         log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
         log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]  # the encoder's stride-2 convolution
-        with torch.inference_mode():
-            return self.encoder(torch.from_numpy(np.ascontiguousarray(log_mel))[None].to(self.device))
+        return np.ascontiguousarray(log_mel)
 
     def extract(self, signal: np.ndarray) -> np.ndarray:
         statistics = hidden_state_statistics(self.hidden_states(signal))
