@@ -199,3 +199,22 @@ def test_a_logistic_member_needs_a_positive_c():
     from ser.models import build_model
     with pytest.raises(ValueError, match="logistic_c is 0"):
         build_model("whisper_mlp", (2, 2, 4), 8, logistic_c=0)
+
+
+def test_a_recipe_without_copies_trains_on_the_original_clips_only():
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    _, card = train_model("whisper_mlp", arch(augmented_copies=False, epochs=2), features, index, split, seed=3,
+                          batch_size=16, device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    assert card.train_rows == card.train_clips  # no augmented copy reached training
+    assert card.trained_on["augmented_copies"] == 0
+
+
+@pytest.mark.parametrize("emptied", ["train", "validation"])
+def test_a_split_that_leaves_no_training_or_no_validation_clips_is_refused(emptied):
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    split.loc[split["partition"] == emptied, "partition"] = "test"
+    with pytest.raises(ValueError, match="no training or no validation clips"):
+        train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
+                    device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
