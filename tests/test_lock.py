@@ -48,7 +48,7 @@ def test_every_direct_pin_is_locked_at_its_version():
     stale = {name: (version, locked.get(name)) for name, version in direct.items()
              if name not in locked or not same_release(version, locked[name])}
     assert not stale, (f"requirements.lock is stale for {stale} (requirements.txt's pin, the lock's); regenerate "
-                       "it as README's \"The lock file\" says")
+                       "it as docs/install.md says")
 
 
 def test_every_locked_package_carries_a_sha256():
