@@ -16,7 +16,9 @@ inner screen chose) has not looked at X. A variant sets:
 - within: corpus | speaker: the groups standardized on their own statistics in training;
 - layers: all | a list of Whisper states (0 = the convolutions' output) taken from the cache;
 - prior: none | em: the batch's class priors re-estimated by EM (Saerens et al. 2002), label-free;
-- C: the regression's inverse L2 strength.
+- C: the regression's inverse L2 strength;
+- classes: all | four: train on every clip, or on the clips of the four scored classes only (calm as neutral);
+- statistics: both | mean: the states' mean and std over frames, or their mean alone.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
 from ser.corpus import EMOTIONS
-from ser.cross_corpus import cross_corpus_scores
+from ser.cross_corpus import FOUR_CLASSES, cross_corpus_scores
 from ser.evaluation import current_commit, describe_machine
 from ser.features import load_feature_cache
 from ser.io import write_json
@@ -43,7 +45,10 @@ VARIANTS = [{"within": "corpus"}, {"within": "speaker"}, {"within": "corpus", "p
             {"within": "corpus", "layers": [1, 2, 3]}, {"within": "corpus", "layers": [2, 3]},
             {"within": "corpus", "layers": [3, 4]}, {"within": "corpus", "layers": [2, 3, 4]},
             {"within": "corpus", "layers": [1, 2, 3, 4]}, {"within": "corpus", "layers": [2, 3, 4, 5]},
-            {"within": "corpus", "layers": [2, 3, 4], "C": 1.0}]
+            {"within": "corpus", "layers": [2, 3, 4], "C": 1.0},
+            # Added in the session of 2026-12-07 (the ten above are the earlier screen's).
+            {"within": "corpus", "classes": "four"}, {"within": "corpus", "statistics": "mean"},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "classes": "four"}]
 
 
 def standardized_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -74,7 +79,12 @@ def four_class_ua(features, clips, labels, training, tested, variant) -> dict:
     views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested]) - mean) / std,
              "single": ((features[tested] - pooled_mean) / pooled_std - mean) / std}
     model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")
-    model.fit((train - mean) / std, labels[training])
+    targets = labels[training]
+    kept = np.ones(len(targets), dtype=bool)
+    if variant.get("classes", "all") == "four":
+        targets = np.where(targets == EMOTIONS.index("calm"), EMOTIONS.index("neutral"), targets)
+        kept = np.isin(targets, [EMOTIONS.index(name) for name in FOUR_CLASSES])
+    model.fit(((train - mean) / std)[kept], targets[kept])
     scores = {}
     for mode, view in views.items():
         probabilities = np.zeros((int(tested.sum()), len(EMOTIONS)))
@@ -90,7 +100,10 @@ def four_class_ua(features, clips, labels, training, tested, variant) -> dict:
 
 def screen(cache: np.ndarray, clips: pd.DataFrame, variant: dict) -> dict:
     states = variant.get("layers", "all")
-    features = (cache if states == "all" else cache[:, states]).reshape(len(cache), -1).astype(np.float32)
+    features = cache if states == "all" else cache[:, states]
+    if variant.get("statistics", "both") == "mean":
+        features = features[:, :, :1]
+    features = features.reshape(len(cache), -1).astype(np.float32)
     labels = clips["emotion"].map(EMOTIONS.index).to_numpy()
     corpora = sorted(clips["corpus"].unique())
     result = {}

@@ -8,6 +8,8 @@
 arch under --results and --figures (see dvc.yaml).
 """
 
+from ser import usable_cores
+from ser.cluster import cluster_address
 from ser.config import as_plain, load_params
 from ser.cross_corpus import OUTSIDE, score_corpus
 from ser.evaluation import plot_confusion, result_record
@@ -34,7 +36,9 @@ def main():
     predictor.keep_runs(unheard)
     # The copy the download stage checked and made, inside the workspace.
     spec = {**as_plain(params.corpora[name]), "folder": str(paths.corpus)}
-    result = score_corpus(predictor, spec, options.standardize_on, options.skip_bad_files, name)
+    # The files' features are mapped like the features stage's clips: this machine's cores or cluster.address.
+    result = score_corpus(predictor, spec, options.standardize_on, options.skip_bad_files, name,
+                          workers=usable_cores(params.cores), address=cluster_address(params.cluster.address))
     predictions = result.pop("predictions")
     card = predictor.card
     metrics = {"corpus": name, "arch": card.arch, "protocol": card.split["protocol"], **result}

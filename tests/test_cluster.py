@@ -1,7 +1,8 @@
-"""augment and features on Dask workers (src/ser/cluster.py): the same bits as this process, one model load per
-worker, a killed worker either retried or a clear failure with nothing written, and clusters that would compute
-other bits refused."""
+"""augment, features and cross-corpus scoring on Dask workers (src/ser/cluster.py): the same bits as this process,
+one model load per worker, a killed worker either retried or a clear failure with nothing written, and clusters
+that would compute other bits refused."""
 
+import hashlib
 import os
 import signal
 import threading
@@ -16,10 +17,13 @@ from ser import CPU_CODE_PATHS
 from ser.augment import augment_corpus, clips_and_copies
 from ser.cluster import ClusterError, check_workers, cluster_address, environment, environment_problems, map_files
 from ser.config import load_params
+from ser.corpora import BadCorpusSpec
+from ser.cross_corpus import score_corpus
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
 from ser.features.mfcc import MFCC
 from ser.manifest import build_manifest
-from synthetic import make_corpus
+from ser.predict import Predictor
+from synthetic import FOLDER_CORPUS_EMOTIONS, make_corpus, make_folder_corpus
 
 distributed = pytest.importorskip("distributed")
 
@@ -122,6 +126,28 @@ def test_each_worker_loads_the_model_once_not_once_per_file(cluster, corpus):
     pids, loads = features[:, 0, 0], features[:, 1, 0]
     assert set(loads) == {1.0}, "a worker loaded the model again for a later file"
     assert len(set(pids)) == 2 and os.getpid() not in set(pids)
+
+
+def test_cross_corpus_scoring_is_the_same_on_dask_workers_on_a_pool_and_in_one_process(cluster, model_dir, tmp_path):
+    folder = tmp_path / "tones"
+    make_folder_corpus(folder, per_label=2)
+    broken = folder / "sad" / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVE but nothing else")
+    with open(folder / "SHA256SUMS", "a") as sums:
+        sums.write(f"{hashlib.sha256(broken.read_bytes()).hexdigest()}  sad/broken.wav\n")
+    spec = {"folder": str(folder), "label": {"folder": True},
+            "classes": {label: (None if label == "bored" else label) for label in FOLDER_CORPUS_EMOTIONS}}
+    predictor = Predictor(model_dir, device="cpu", detect_speech=False)
+    before = sum(cluster_tasks_run(cluster).values())
+    scored = {where: score_corpus(predictor, spec, skip_bad_files=True, workers=workers, address=address)
+              for where, workers, address in (("one process", 1, ""), ("pool", 2, ""),
+                                              ("dask", 2, cluster.scheduler_address))}
+    assert sum(cluster_tasks_run(cluster).values()) > before  # the Dask run did run on the workers
+    assert scored["one process"] == scored["pool"] == scored["dask"]
+    assert scored["dask"]["files"] == 8 and scored["dask"]["four_class"]["n"] == 8
+    assert [entry["path"] for entry in scored["dask"]["skipped"]] == [str(broken)]
+    with pytest.raises(BadCorpusSpec, match="broken.wav"):
+        score_corpus(predictor, spec, workers=2, address=cluster.scheduler_address)
 
 
 def test_a_worker_that_would_compute_other_bits_is_refused_and_named(cluster, corpus):

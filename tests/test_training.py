@@ -218,3 +218,64 @@ def test_a_split_that_leaves_no_training_or_no_validation_clips_is_refused(empti
     with pytest.raises(ValueError, match="no training or no validation clips"):
         train_model("whisper_mlp", RECIPE, features, index, split, seed=3, batch_size=16,
                     device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+
+
+class RecordingLogger:
+    """What train_model hands DVCLive's Live: each metric's value at each step."""
+
+    def __init__(self):
+        self.step, self.values = 0, {}
+
+    def log_metric(self, name, value):
+        self.values.setdefault(name, {})[self.step] = value
+
+    def make_summary(self):
+        pass
+
+
+def learning_rates(recipe, validation_zeroed=False) -> tuple[list[float], list[float]]:
+    """Each epoch's learning rate after the scheduler's step, and each epoch's validation accuracy."""
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    if validation_zeroed:  # a validation accuracy that cannot improve after the first epoch
+        validating = index["clip_id"].isin(split.loc[split["partition"] == "validation", "clip_id"]).to_numpy()
+        features[validating] = 0.0
+    logger = RecordingLogger()
+    train_model("whisper_mlp", recipe, features, index, split, seed=3, batch_size=16, device=torch.device("cpu"),
+                progress=False, feature_recipe=FEATURES, logger=logger)
+    return list(logger.values["lr"].values()), list(logger.values["validation/accuracy"].values())
+
+
+def test_the_learning_rate_follows_the_recipes_schedule():
+    """The schedule decides which epochs the refit replays; a scheduler left out, or stepped on the wrong
+    count, trains other models than the recipe says."""
+    plateau, accuracy = learning_rates(arch(epochs=6, scheduler="plateau", plateau_patience=1, plateau_factor=0.5,
+                                            refit=False), validation_zeroed=True)
+    assert len(set(accuracy)) == 1  # the stall the plateau schedule acts on
+    assert plateau == pytest.approx([3e-3, 3e-3, 1.5e-3, 1.5e-3, 7.5e-4, 7.5e-4])
+    cosine, _ = learning_rates(arch(epochs=6, scheduler="cosine", refit=False))
+    assert cosine == pytest.approx([3e-3 * (1 + np.cos(np.pi * epoch / 6)) / 2 for epoch in range(1, 7)])
+    constant, _ = learning_rates(arch(epochs=6, scheduler="none", refit=False), validation_zeroed=True)
+    assert constant == pytest.approx([3e-3] * 6)
+
+
+def test_the_curves_reach_dvclive_under_the_runs_prefix_with_the_refit_beside_them():
+    """What `dvc plots` shows of a run: every epoch's metrics at steps 0..epochs-1 under the run's prefix, the
+    refit's own curves, and DVCLive's step left at the selection run's last epoch."""
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    logger = RecordingLogger()
+    _, card = train_model("whisper_mlp", arch(epochs=5, refit=True), features, index, split, seed=3, batch_size=16,
+                          device=torch.device("cpu"), progress=False, feature_recipe=FEATURES, logger=logger,
+                          metric_prefix="fold_2/")
+    selection = ["train/loss", "train/accuracy", "validation/loss", "validation/accuracy", "lr"]
+    assert sorted(logger.values) == sorted([f"fold_2/{name}" for name in selection]
+                                           + ["fold_2/refit/train/loss", "fold_2/refit/train/accuracy"])
+    for name in selection:
+        assert list(logger.values[f"fold_2/{name}"]) == [0, 1, 2, 3, 4]
+    for name in ("refit/train/loss", "refit/train/accuracy"):
+        assert list(logger.values[f"fold_2/{name}"]) == list(range(card.best_epoch))
+    assert all(isinstance(value, float) and np.isfinite(value)
+               for curve in logger.values.values() for value in curve.values())
+    assert logger.step == 4
+    assert card.device == "cpu" and card.refit["epochs"] == card.best_epoch

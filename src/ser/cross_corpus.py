@@ -10,15 +10,17 @@ used (for a model trained within groups, ser.adaptation's shrunk statistics, the
 
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .corpora import BadCorpusSpec, audio_files, labelled_corpus, verify_checksums
 from .corpus import EMOTIONS
-from .predict import Predictor
+from .cluster import map_files
+from .predict import Predictor, read_recording, recipe_window_features
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
 FOUR_CLASSES = ("angry", "happy", "neutral", "sad")
@@ -75,17 +77,39 @@ def _scores(actual: list[int], predicted: list[int], names: list[str]) -> dict:
             "confusion": confusion_matrix(actual, predicted, labels=range(len(names) + 1))[:len(names)].tolist()}
 
 
+def file_window_features(job: tuple, path: str) -> tuple[np.ndarray | None, str | None]:
+    """The task ser.cluster maps over a corpus's files, here or on a worker: (the window features of the file at
+    `path`, None), or (None, what is wrong with it, naming it). `job` is (feature recipe, sample rate, window)."""
+    recipe, sample_rate, window = job
+    try:
+        return recipe_window_features(recipe, read_recording(path, sample_rate), window), None
+    except Exception as error:  # decoding or features: this file's problem, named
+        return None, str(error) if str(path) in str(error) else f"{path}: {type(error).__name__}: {error}"
+
+
 def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_files: bool = False,
-                           desc: str = "features") -> tuple[dict[Path, torch.Tensor], list[dict]]:
+                           desc: str = "features", workers: int = 1,
+                           address: str = "") -> tuple[dict[Path, torch.Tensor], list[dict]]:
     """The model's window features of each file, and the files that could not be read ({path, error}).
-    A bad file is an error naming every bad file, unless `skip_bad_files` leaves them out and lists them."""
+    A bad file is an error naming every bad file, unless `skip_bad_files` leaves them out and lists them.
+
+    The files are mapped as the features stage maps its clips (ser.cluster): `address` "" on this machine's
+    `workers` cores, else on Dask workers, each loading the encoder once; the features are the same bits."""
+    recipe = copy.copy(predictor.recipe)  # unloaded: each worker loads its own encoder
+    recipe.threads = 1 if address or (recipe.parallel and workers > 1) else workers
+    names = [os.path.abspath(path) if address else str(path) for path in paths]
+    results: list = [None] * len(paths)
+    for index, result in map_files(file_window_features, (recipe, predictor.sample_rate, predictor.window), names,
+                                   workers=workers, address=address, parallel=recipe.parallel,
+                                   start_method=recipe.pool_start_method, desc=desc, unit="file",
+                                   progress=True, batch_size=8, readable=str):
+        results[index] = result
     features, bad = {}, []
-    for path in tqdm(paths, desc=desc, unit="file"):
-        try:
-            features[path] = predictor.window_features(predictor.read_signal(path))
-        except Exception as error:  # decoding or features: this file's problem, named
-            message = str(error) if str(path) in str(error) else f"{path}: {type(error).__name__}: {error}"
-            bad.append({"path": str(path), "error": message})
+    for path, (array, error) in zip(paths, results):
+        if error is None:
+            features[path] = torch.from_numpy(array).to(predictor.device)
+        else:
+            bad.append({"path": str(path), "error": error})
     if bad and not skip_bad_files:
         raise BadCorpusSpec(f"{len(bad)} file(s) could not be read (cross_corpus.skip_bad_files: true leaves "
                             "them out):\n" + "\n".join(entry["error"] for entry in bad))
@@ -93,9 +117,10 @@ def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_fil
 
 
 def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus", skip_bad_files: bool = False,
-                 name: str = "corpus") -> dict:
+                 name: str = "corpus", workers: int = 1, address: str = "") -> dict:
     """A model's shared-class and 4-class scores on one corpus described by `spec` (folder, label, classes),
-    with each file's folded actual and predicted class (`predictions`)."""
+    with each file's folded actual and predicted class (`predictions`). `workers` and `address` say where the
+    features are computed (`corpus_window_features`)."""
     if standardize_on not in STANDARDIZE_ON:
         raise BadCorpusSpec(f"cross_corpus.standardize_on: {standardize_on!r}; give one of {STANDARDIZE_ON}")
     folder = Path(spec["folder"])
@@ -103,7 +128,8 @@ def score_corpus(predictor: Predictor, spec: dict, standardize_on: str = "corpus
     checked = verify_checksums(folder)
     # Corpus statistics come from every file of the folder, labelled or left out: none of them uses a label.
     listed = audio_files(folder) if standardize_on == "corpus" else corpus.paths
-    features, skipped = corpus_window_features(predictor, listed, skip_bad_files, desc=f"{name} features")
+    features, skipped = corpus_window_features(predictor, listed, skip_bad_files, desc=f"{name} features",
+                                               workers=workers, address=address)
     scored = [(path, emotion) for path, emotion in zip(corpus.paths, corpus.emotions) if path in features]
     if not scored:
         raise BadCorpusSpec(f"{folder}: no labelled file could be read")

@@ -52,6 +52,29 @@ class Prediction:
     warning: str | None = None       # e.g. the file holds fewer frames than its header promises
 
 
+def read_recording(path: str | Path, sample_rate: int) -> np.ndarray:
+    """The file decoded at `sample_rate`; BadAudio, naming it, if it cannot be read or is too short."""
+    signal = load_audio(path, sample_rate)
+    if len(signal) < MIN_SECONDS * sample_rate:
+        raise BadAudio(f"{path}: too short ({len(signal) / sample_rate:.2f} s; at least {MIN_SECONDS} s is needed)")
+    return signal
+
+
+def signal_windows(signal: np.ndarray, window: int) -> list[np.ndarray]:
+    """A signal cut into `window`-sample windows overlapping by half (the whole signal where it is shorter)."""
+    if len(signal) <= window:
+        return [signal]
+    starts = list(range(0, len(signal) - window + 1, window // 2))
+    if starts[-1] + window < len(signal):  # the tail gets a window of its own
+        starts.append(len(signal) - window)
+    return [signal[s:s + window] for s in starts]
+
+
+def recipe_window_features(recipe, signal: np.ndarray, window: int) -> np.ndarray:
+    """A feature recipe's array of each window of a signal, [windows, *shape]."""
+    return np.stack([recipe.extract(part) for part in signal_windows(signal, window)])
+
+
 class RecordingPredictor:
     """What `ser predict` does around the networks, whichever runtime runs them: decoding, the silence and
     speech checks, windows, group standardization and each file's outcome. A runtime sets `cards`, `card`,
@@ -89,12 +112,7 @@ class RecordingPredictor:
         raise NotImplementedError
 
     def windows(self, signal: np.ndarray) -> list[np.ndarray]:
-        if len(signal) <= self.window:
-            return [signal]
-        starts = list(range(0, len(signal) - self.window + 1, self.window // 2))
-        if starts[-1] + self.window < len(signal):  # the tail gets a window of its own
-            starts.append(len(signal) - self.window)
-        return [signal[s:s + self.window] for s in starts]
+        return signal_windows(signal, self.window)
 
     def group_standardizations(self, features, files: int) -> list:
         """Each run model's standardization for a group of `files` recordings whose window features are
@@ -110,12 +128,7 @@ class RecordingPredictor:
         return self.as_numpy(self.window_probabilities(features)).mean(axis=0), len(features)
 
     def read_signal(self, path: str | Path) -> np.ndarray:
-        """The file decoded at the model's rate; BadAudio, naming it, if it cannot be read or is too short."""
-        signal = load_audio(path, self.sample_rate)
-        if len(signal) < MIN_SECONDS * self.sample_rate:
-            raise BadAudio(f"{path}: too short ({len(signal) / self.sample_rate:.2f} s; "
-                           f"at least {MIN_SECONDS} s is needed)")
-        return signal
+        return read_recording(path, self.sample_rate)
 
     def predict_file(self, path: str | Path) -> Prediction:
         """This file's outcome; any failure, of decoding, features or model, is this file's error only."""
@@ -231,7 +244,7 @@ class Predictor(RecordingPredictor):
     def window_features(self, signal: np.ndarray):
         """The model's features of each window of a signal at the model's rate, [windows, *shape]."""
         import torch
-        return torch.from_numpy(np.stack([self.recipe.extract(p) for p in self.windows(signal)])).to(self.device)
+        return torch.from_numpy(recipe_window_features(self.recipe, signal, self.window)).to(self.device)
 
     def window_probabilities(self, features, standardizations: list[dict] | None = None):
         """The run models' mean class probabilities per window, [windows, classes]. Each model standardizes
