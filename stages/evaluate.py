@@ -93,7 +93,8 @@ def evaluate_corpus_holdout(paths, params, device) -> None:
     validation = float(np.mean([run["validation_accuracy"] for run in scored]))
     metrics = {**summarize(scored), "validation_accuracy": validation, "arch": card.arch,
                "protocol": "leave_one_corpus_out",
-               "standardize_within": within, "device": card.device, "runs": scored}
+               "standardize_within": within, "layers": card.model_options.get("layers", "all"),
+               "device": card.device, "runs": scored}
     write_json(paths.metrics, metrics)
     write_json(paths.results / "leave_one_corpus_out" / f"{card.arch}.json",
                result_record(metrics, read_json(paths.train_metrics)))

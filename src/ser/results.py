@@ -171,6 +171,15 @@ def cross_corpus_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     return "\n".join(lines)
 
 
+def states(layers) -> str:
+    """The Whisper states a model read, for a table's label: "" for every state, else e.g. "states 2–5, "."""
+    if layers in (None, "all") or not isinstance(layers, list):
+        return "" if layers in (None, "all") else f"states {layers}, "
+    contiguous = layers == list(range(layers[0], layers[0] + len(layers)))
+    return f"states {layers[0]}–{layers[-1]}, " if contiguous and len(layers) > 2 else \
+        f"states {', '.join(map(str, layers))}, "
+
+
 def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     """Leave one corpus out: each corpus's 4-class and shared-class UA, batch-adapted and one recording at a
     time, mean ± std over repeats, and the mean over corpora (a repeat's mean over its corpora)."""
@@ -182,7 +191,8 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
         return f"{percent(entry[key])} ± {percent(entry[key + '_std'])}"
 
     for arch, result in sorted(results.items()):
-        model = f"`{arch}`, within {result['standardize_within']}, {result['repeats']} repeats"
+        model = f"`{arch}`, {states(result.get('layers', 'all'))}within {result['standardize_within']}, " \
+                f"{result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]
             lines.append(f"| {model} | {corpus} | {batch['n']} | {cell(batch, 'four_class_ua')} "
