@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ser.audio import load_audio
+from ser.augment import clips_and_copies
 from ser.cluster import map_files
 from ser.config import load_params
 from ser.evaluation import current_commit, describe_machine
@@ -57,6 +58,7 @@ def three_ways(recipes: tuple, path: str) -> np.ndarray:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", default="data/manifest.parquet")
+    parser.add_argument("--raw", default="data/raw")
     parser.add_argument("--per-corpus", type=int, default=250)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -67,19 +69,20 @@ def main():
     manifest = manifest[(manifest["corpus"] != "ravdess") | (manifest["vocal_channel"] == "speech")]
     if manifest["corpus"].nunique() < 3:
         raise SystemExit(f"{args.manifest}: needs at least 3 corpora (run the leave_one_corpus_out experiment first)")
-    clips = (manifest.groupby("corpus", group_keys=False)
-             .apply(lambda rows: rows.sample(min(args.per_corpus, len(rows)), random_state=args.seed))
-             .sort_values("clip_id").reset_index(drop=True))
+    clips = pd.concat([rows.sample(min(args.per_corpus, len(rows)), random_state=args.seed)
+                       for _, rows in manifest.groupby("corpus")]).sort_values("clip_id").reset_index(drop=True)
     options = dict(params.archs["whisper_mlp"].features)
     recipes = tuple(make_recipe({**options, "pad_to_30s": pad}, params.audio.sample_rate) for pad in (False, True))
     for recipe in recipes:
         recipe.threads = 1
     started = time.perf_counter()
     features = np.zeros((len(clips), 3, *recipes[0].shape), dtype=np.float32)
-    for row, result in map_files(three_ways, recipes, list(clips["path"]), workers=args.workers,
+    paths = clips_and_copies(clips, args.raw, "", with_copies=False)["path"]  # sorted by clip, as `clips`
+    for row, result in map_files(three_ways, recipes, list(paths), workers=args.workers,
                                  start_method="spawn", desc="three ways", unit="clip"):
         features[row] = result
     encode_seconds = time.perf_counter() - started
+    np.save(Path(args.out).with_suffix(".npy"), features)  # the encodings, for a screen of other variants
     results = []
     for way, name in enumerate(WAYS):
         corpora = screen(features[:, way], clips, {"within": "corpus"})

@@ -71,3 +71,19 @@ def test_cross_corpus_table_comes_from_each_corpus_folder(tmp_path):
 def test_readme_matches_the_committed_results(monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["--check"]) == 0, "README.md is out of date: run `python -m ser.results`"
+
+
+def test_leave_one_corpus_out_rows_name_the_whisper_states_the_model_read(tmp_path):
+    entry = {"n": 454, "four_class_ua": 0.7941, "four_class_ua_std": 0.0047, "shared_ua": 0.7224,
+             "shared_ua_std": 0.0133}
+    result = {"repeats": 5, "standardize_within": "corpus", "machine": "test CPU", "commit": "abc1234",
+              "corpora": {"emodb": {"batch": entry, "single": entry}}, "batch": entry, "single": entry}
+    readme = "<!-- results:leave_one_corpus_out -->\n<!-- /results:leave_one_corpus_out -->\n"
+    for layers, label in (([2, 3, 4, 5], "`whisper_mlp`, states 2–5, within corpus"),
+                          ([2, 3], "`whisper_mlp`, states 2, 3, within corpus"),
+                          ("all", "`whisper_mlp`, within corpus"), (None, "`whisper_mlp`, within corpus")):
+        path = tmp_path / str(layers) / "leave_one_corpus_out" / "whisper_mlp.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**result, **({} if layers is None else {"layers": layers})}))
+        text = render(readme, path.parents[1], [])
+        assert f"| {label}, 5 repeats | emodb | 454 | 79.41 ± 0.47 |" in text, layers
