@@ -11,7 +11,6 @@ used (for a model trained within groups, ser.adaptation's shrunk statistics, the
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from .corpora import BadCorpusSpec, audio_files, labelled_corpus, verify_checksums
 from .corpus import EMOTIONS
-from .cluster import map_files
+from .features.base import map_recipe
 from .predict import Predictor, read_recording, recipe_window_features
 
 # EmoBox's cross-corpus benchmark scores these four, with RAVDESS's calm folded into neutral.
@@ -96,13 +95,9 @@ def corpus_window_features(predictor: Predictor, paths: list[Path], skip_bad_fil
     The files are mapped as the features stage maps its clips (ser.cluster): `address` "" on this machine's
     `workers` cores, else on Dask workers, each loading the encoder once; the features are the same bits."""
     recipe = copy.copy(predictor.recipe)  # unloaded: each worker loads its own encoder
-    recipe.threads = 1 if address or (recipe.parallel and workers > 1) else workers
-    names = [os.path.abspath(path) if address else str(path) for path in paths]
     results: list = [None] * len(paths)
-    for index, result in map_files(file_window_features, (recipe, predictor.sample_rate, predictor.window), names,
-                                   workers=workers, address=address, parallel=recipe.parallel,
-                                   start_method=recipe.pool_start_method, desc=desc, unit="file",
-                                   progress=True, batch_size=8, readable=str):
+    for index, result in map_recipe(file_window_features, recipe, (recipe, predictor.sample_rate, predictor.window),
+                                    [str(path) for path in paths], workers=workers, address=address, desc=desc):
         results[index] = result
     features, bad = {}, []
     for path, (array, error) in zip(paths, results):

@@ -173,11 +173,13 @@ def cross_corpus_table(results: dict[str, dict], ci_archs: set[str]) -> str:
 
 def states(layers) -> str:
     """The Whisper states a model read, for a table's label: "" for every state, else e.g. "states 2–5, "."""
-    if layers in (None, "all") or not isinstance(layers, list):
-        return "" if layers in (None, "all") else f"states {layers}, "
-    contiguous = layers == list(range(layers[0], layers[0] + len(layers)))
-    return f"states {layers[0]}–{layers[-1]}, " if contiguous and len(layers) > 2 else \
-        f"states {', '.join(map(str, layers))}, "
+    if layers in (None, "all"):
+        return ""
+    if not isinstance(layers, list):  # "last"
+        return f"states {layers}, "
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"states {layers[0]}–{layers[-1]}, "
+    return f"states {', '.join(map(str, layers))}, "
 
 
 def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:

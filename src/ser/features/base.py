@@ -66,6 +66,20 @@ def extract_file(recipe: FeatureRecipe, path) -> np.ndarray:
         raise BadAudio(f"{path}: {recipe.name} features failed ({type(error).__name__}: {error})") from error
 
 
+def map_recipe(task, recipe: FeatureRecipe, payload, paths: list, *, workers: int, address: str = "",
+               desc: str = "", unit: str = "file", progress: bool = True):
+    """ser.cluster.map_files of `task(payload, path)` over `paths` for a task that runs `recipe`: the recipe's own
+    process rules (a GPU recipe stays in this process, its pool start method) and one single-threaded extractor
+    per worker process (`workers` cores in all, or one a Dask worker thread), or the whole machine in this
+    process. Sets `recipe.threads` accordingly; `payload` carries the recipe to the workers."""
+    if address:
+        paths = [os.path.abspath(path) for path in paths]  # a worker's working directory is not ours
+    recipe.threads = 1 if address or (recipe.parallel and workers > 1) else workers
+    return map_files(task, payload, paths, workers=workers, address=address, parallel=recipe.parallel,
+                     start_method=recipe.pool_start_method, desc=desc, unit=unit, progress=progress,
+                     batch_size=8, readable=str)
+
+
 def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: str | Path,
                           workers: int | None = None, progress: bool = True, address: str = "") -> None:
     """Extract features for every row of `items` (columns clip_id, copy, path) into `out_dir`.
@@ -80,16 +94,9 @@ def compute_feature_cache(recipe: FeatureRecipe, items: pd.DataFrame, out_dir: s
         tmp.mkdir()
         array = np.lib.format.open_memmap(tmp / ARRAY_FILE, mode="w+", dtype=recipe.dtype,
                                           shape=(len(items), *recipe.shape))
-        paths = list(items["path"])
-        if address:
-            paths = [os.path.abspath(path) for path in paths]  # a worker's working directory is not ours
-        # One single-threaded extractor per worker process (`workers` cores in all, or one a Dask worker
-        # thread), or the whole machine in this process.
-        recipe.threads = 1 if address or (recipe.parallel and workers > 1) else workers
-        for row, features in map_files(extract_file, recipe, paths, workers=workers, address=address,
-                                       parallel=recipe.parallel, start_method=recipe.pool_start_method,
-                                       desc=f"features ({recipe.name})", unit="clip", progress=progress,
-                                       batch_size=8, readable=str):
+        for row, features in map_recipe(extract_file, recipe, recipe, list(items["path"]), workers=workers,
+                                        address=address, desc=f"features ({recipe.name})", unit="clip",
+                                        progress=progress):
             array[row] = features
         array.flush()
         del array
