@@ -18,7 +18,9 @@ inner screen chose) has not looked at X. A variant sets:
 - prior: none | em: the batch's class priors re-estimated by EM (Saerens et al. 2002), label-free;
 - C: the regression's inverse L2 strength;
 - classes: all | four: train on every clip, or on the clips of the four scored classes only (calm as neutral);
-- statistics: both | mean: the states' mean and std over frames, or their mean alone.
+- statistics: both | mean: the states' mean and std over frames, or their mean alone;
+- copies: false | true: the training corpora's augmented copies (the cache's copy > 0 rows, made by
+  `augment`, e.g. with `augment.channel`) train beside their clips, standardized on their clip's group.
 """
 
 from __future__ import annotations
@@ -48,15 +50,25 @@ VARIANTS = [{"within": "corpus"}, {"within": "speaker"}, {"within": "corpus", "p
             {"within": "corpus", "layers": [2, 3, 4], "C": 1.0},
             # Added in the session of 2026-12-07 (the ten above are the earlier screen's).
             {"within": "corpus", "classes": "four"}, {"within": "corpus", "statistics": "mean"},
-            {"within": "corpus", "layers": [2, 3, 4, 5], "classes": "four"}]
+            {"within": "corpus", "layers": [2, 3, 4, 5], "classes": "four"},
+            # Added in the session of 2026-12-07 (third): augmented copies on the training side (item 6).
+            {"within": "corpus", "layers": [2, 3, 4, 5], "copies": True}]
 
 
-def standardized_within(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def standardized_within(values: np.ndarray, groups: np.ndarray, copies: np.ndarray | None = None,
+                        copy_groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each group standardized on its own rows' statistics; `copies` on their clip's group's, as
+    ser.adaptation takes a group's statistics from its original clips only."""
     out = np.empty_like(values)
+    out_copies = None if copies is None else np.empty_like(copies)
     for group in np.unique(groups):
         rows = groups == group
-        out[rows] = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
-    return out
+        mean, std = values[rows].mean(0), values[rows].std(0) + 1e-6
+        out[rows] = (values[rows] - mean) / std
+        if copies is not None:
+            copy_rows = copy_groups == group
+            out_copies[copy_rows] = (copies[copy_rows] - mean) / std
+    return out, out_copies
 
 
 def em_priors(probabilities: np.ndarray, training_prior: np.ndarray, iterations: int = 50) -> np.ndarray:
@@ -70,16 +82,25 @@ def em_priors(probabilities: np.ndarray, training_prior: np.ndarray, iterations:
     return adjusted
 
 
-def four_class_ua(features, clips, labels, training, tested, variant) -> dict:
-    """Batch-adapted and single-recording 4-class UA of `tested` clips, trained on `training` ones."""
+def four_class_ua(features, clips, labels, training, tested, variant, copies=None) -> dict:
+    """Batch-adapted and single-recording 4-class UA of `tested` clips, trained on `training` ones (and, with
+    the variant's `copies`, on the augmented copies of those clips: `copies` is (features, source clip row))."""
     within = clips[variant.get("within", "corpus")].to_numpy()
-    train = standardized_within(features[training], within[training])
+    copy_features = copy_source = None
+    if variant.get("copies", False):
+        on_training_side = training[copies[1]]
+        copy_features, copy_source = copies[0][on_training_side], copies[1][on_training_side]
+    train, train_copies = standardized_within(features[training], within[training], copy_features,
+                                              None if copy_source is None else within[copy_source])
     mean, std = train.mean(0), train.std(0) + 1e-6
     pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
-    views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested]) - mean) / std,
+    views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested])[0] - mean) / std,
              "single": ((features[tested] - pooled_mean) / pooled_std - mean) / std}
     model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")
     targets = labels[training]
+    if train_copies is not None:
+        train = np.concatenate([train, train_copies])
+        targets = np.concatenate([targets, labels[copy_source]])
     kept = np.ones(len(targets), dtype=bool)
     if variant.get("classes", "all") == "four":
         targets = np.where(targets == EMOTIONS.index("calm"), EMOTIONS.index("neutral"), targets)
@@ -98,21 +119,30 @@ def four_class_ua(features, clips, labels, training, tested, variant) -> dict:
     return scores
 
 
-def screen(cache: np.ndarray, clips: pd.DataFrame, variant: dict) -> dict:
-    states = variant.get("layers", "all")
-    features = cache if states == "all" else cache[:, states]
-    if variant.get("statistics", "both") == "mean":
-        features = features[:, :, :1]
-    features = features.reshape(len(cache), -1).astype(np.float32)
+def screen(cache: np.ndarray, clips: pd.DataFrame, variant: dict, copy_cache=None, copy_source=None) -> dict:
+    def chosen(block):
+        states = variant.get("layers", "all")
+        block = block if states == "all" else block[:, states]
+        if variant.get("statistics", "both") == "mean":
+            block = block[:, :, :1]
+        return block.reshape(len(block), -1).astype(np.float32)
+
+    features = chosen(cache)
+    copies = None
+    if variant.get("copies", False):
+        if copy_cache is None or not len(copy_cache):
+            raise SystemExit("a variant with copies needs a cache with augmented copies "
+                             "(archs.whisper_mlp.train.augmented_copies=true)")
+        copies = (chosen(copy_cache), copy_source)
     labels = clips["emotion"].map(EMOTIONS.index).to_numpy()
     corpora = sorted(clips["corpus"].unique())
     result = {}
     for outer in corpora:
         others = [c for c in corpora if c != outer]
         side = lambda names: clips["corpus"].isin(names).to_numpy()  # noqa: E731
-        inner = [four_class_ua(features, clips, labels, side([c for c in others if c != held]), side([held]), variant)
-                 for held in others]
-        result[outer] = {"outer": four_class_ua(features, clips, labels, side(others), side([outer]), variant),
+        inner = [four_class_ua(features, clips, labels, side([c for c in others if c != held]), side([held]), variant,
+                               copies) for held in others]
+        result[outer] = {"outer": four_class_ua(features, clips, labels, side(others), side([outer]), variant, copies),
                          "inner": {mode: round(float(np.mean([i[mode] for i in inner])), 2) for mode in ("batch", "single")}}
     return result
 
@@ -141,11 +171,16 @@ def main():
     if clips["corpus"].nunique() < 3:
         raise SystemExit(f"{args.features}: needs the cache of at least 3 corpora (run the leave_one_corpus_out "
                          f"experiment first); it holds {sorted(clips['corpus'].unique())}")
+    # A copy's source as a row of `clips` (the speech originals), -1 where its source is not one of them.
+    position = pd.Series(np.arange(int(speech.sum())), index=clips["clip_id"][speech].to_numpy())
+    copy_source = index["clip_id"][~original].map(position).fillna(-1).astype(int).to_numpy()
+    copy_cache = np.asarray(cache)[~original][copy_source >= 0]
+    copy_source = copy_source[copy_source >= 0]
     cache, clips = np.asarray(cache)[original][speech], clips[speech].reset_index(drop=True)
     results = []
     for variant in tqdm(json.loads(args.variants), desc="variants"):
         started = time.perf_counter()
-        corpora = screen(cache, clips, variant)
+        corpora = screen(cache, clips, variant, copy_cache, copy_source)
         results.append({"variant": variant, "seconds": round(time.perf_counter() - started, 1), "corpora": corpora,
                         **{f"{side}_mean": {mode: round(float(np.mean([corpora[c][side][mode] for c in corpora])), 2)
                                             for mode in ("batch", "single")} for side in ("outer", "inner")}})

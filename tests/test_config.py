@@ -79,6 +79,11 @@ def test_a_misspelt_key_is_named_with_its_path(tmp_path):
         load_params(path)
 
 
+CHANNEL = {"reverb_probability": 0.5, "rt60_seconds": [0.2, 0.8], "direct_to_reverberant_db": [0, 12],
+           "snr_db": [5, 30], "noise_color": [0, 2], "highpass_hz": [50, 300], "lowpass_hz": [3400, 8000],
+           "band_gain_db": 6, "mu_law_probability": 0.2}
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("split.repeats", "five", r"split\.repeats: expected an integer, got 'five'"),
     ("split.repeats", True, r"split\.repeats: expected an integer, got True"),
@@ -90,6 +95,12 @@ def test_a_misspelt_key_is_named_with_its_path(tmp_path):
     ("train.device", "gpu", r"train\.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
     ("split.test_fraction", 1.0, r"split\.test_fraction: expected 0 < x < 1"),
     ("cores", -1, r"cores: expected 0 \(every core\) or more"),
+    ("augment.channel", {**CHANNEL, "snr_db": [30, 5]},
+     r"augment\.channel\.snr_db: expected \[low, high\] with low <= high, got \[30\.0, 5\.0\]"),
+    ("augment.channel", {**CHANNEL, "mu_law_probability": 2},
+     r"augment\.channel\.mu_law_probability: expected a probability in \[0, 1\], got 2"),
+    ("augment.channel", {k: v for k, v in CHANNEL.items() if k != "lowpass_hz"},
+     r"augment\.channel\.lowpass_hz: missing"),
 ])
 def test_a_wrong_value_is_named_with_its_key(tmp_path, key, value, message):
     with pytest.raises(ParamsError, match=message):

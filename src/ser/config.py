@@ -198,12 +198,40 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """Effects of a room, a microphone, a line and a codec that a corpus recorded elsewhere carries (issue 30,
+    item 6); each [low, high] pair is a uniform draw per copy (log-uniform for frequencies)."""
+    reverb_probability: float
+    rt60_seconds: list[float]
+    direct_to_reverberant_db: list[float]
+    snr_db: list[float]
+    noise_color: list[float]  # the noise's power spectrum ~ 1 / f^x: 0 white, 1 pink, 2 brown
+    highpass_hz: list[float]
+    lowpass_hz: list[float]
+    band_gain_db: float  # six log-spaced bands each raised or lowered by up to this much
+    mu_law_probability: float  # 8-bit mu-law, as a telephone line
+
+    def check(self, where: str) -> None:
+        for name in ("rt60_seconds", "direct_to_reverberant_db", "snr_db", "noise_color", "highpass_hz",
+                     "lowpass_hz"):
+            pair = getattr(self, name)
+            require(len(pair) == 2 and pair[0] <= pair[1], key_path(where, name),
+                    f"expected [low, high] with low <= high, got {pair}")
+        for name in ("reverb_probability", "mu_law_probability"):
+            require(0 <= getattr(self, name) <= 1, key_path(where, name),
+                    f"expected a probability in [0, 1], got {getattr(self, name)}")
+        require(self.rt60_seconds[0] > 0 and self.highpass_hz[0] > 0, where,
+                "rt60_seconds and highpass_hz must be above 0")
+
+
+@dataclass(frozen=True)
 class Augment:
     copies: int
     time_stretch: list[float]
     pitch_shift_semitones: float
     noise_peak_fraction: float
     seed: int
+    channel: Channel | None = None  # null: the seeds' three effects alone
 
     def check(self, where: str) -> None:
         require(len(self.time_stretch) == 2, key_path(where, "time_stretch"),
