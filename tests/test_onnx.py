@@ -251,6 +251,19 @@ def test_whisper_embedding_is_refused_with_the_reason(tmp_path):
 
 
 
+def test_pooling_over_the_clips_own_frames_is_refused_with_the_reason(tmp_path):
+    """The exported graph pools over every frame it is given; a padded clip's own frames are not among its inputs."""
+    options = {**PARAMS["archs"]["whisper_mlp"]["features"], "model": "Systran/faster-whisper-tiny.en",
+               "pad_to_30s": True, "pool_frames": "clip"}
+    recipe = make_recipe(options, RATE)
+    model = build_model("whisper_mlp", recipe.shape, len(EMOTIONS))
+    save_checkpoint(tmp_path / "model", model.state_dict(), card_for(
+        "whisper_mlp", {}, recipe, {"mean": np.zeros(recipe.shape).tolist(), "std": np.ones(recipe.shape).tolist()}))
+    with pytest.raises(ExportRefused, match="pool_frames: clip cannot be exported"):
+        export_onnx(tmp_path / "model", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
 def test_card_of_an_export_reads_its_sidecar(exported, capsys):
     assert main(["predict", "--card", str(exported), "--runtime", "onnx", "--json"]) == 0
     cards = json.loads(capsys.readouterr().out)

@@ -7,8 +7,8 @@ import soundfile as sf
 import torch
 
 from ser.features import compute_feature_cache, load_feature_cache, make_recipe
-from ser.features.whisper import (PYPI_WEIGHTS, WhisperModelNotFound, load_whisper_encoder, resolve_whisper_model,
-                                  whisper_log_mel)
+from ser.features.whisper import (PYPI_WEIGHTS, WhisperModelNotFound, hidden_state_statistics, load_whisper_encoder,
+                                  resolve_whisper_model, whisper_log_mel)
 from ser.features.whisper_encoder import encoder_from_ctranslate2, encoder_from_transformers_module
 from ser.models import build_model
 from ser.standardization import fit_standardization, standardize
@@ -58,6 +58,32 @@ def test_layer_statistics_recipe_shape_and_its_last_mean_is_ctranslate2s_embeddi
     assert not np.allclose(stats[0, 0], stats[-1, 0], atol=0.1)  # the states are not one another
     padded = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "pad_to_30s": True}, RATE)
     assert not np.allclose(padded.extract(signal), stats, atol=1e-2)
+
+
+def test_padded_clips_can_be_pooled_over_their_own_frames():
+    signal = np.concatenate([chirp(1.5), np.zeros(RATE // 2, dtype=np.float32)])
+    plain = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER}, RATE)
+    padded = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "pad_to_30s": True}, RATE)
+    own = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "pad_to_30s": True,
+                       "pool_frames": "clip"}, RATE)
+    frames = own.clip_frames(signal)
+    assert frames == plain.encoder_input(signal).shape[1] // 2 == 100  # 2 s: 200 log-mel frames, stride 2
+    states = padded.hidden_states(signal)
+    assert states[0].shape[1] == 1500
+    np.testing.assert_array_equal(own.extract(signal), hidden_state_statistics([s[:, :frames] for s in states]))
+    assert not np.allclose(own.extract(signal), padded.extract(signal), atol=1e-2)
+    assert not np.allclose(own.extract(signal), plain.extract(signal), atol=1e-2)  # the padding's context stays
+    # Trimming comes first: the frames are those of the trimmed clip.
+    trimmed = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "pad_to_30s": True,
+                           "pool_frames": "clip", "trim_db": 35}, RATE)
+    unpadded_trimmed = make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "trim_db": 35}, RATE)
+    assert 75 <= trimmed.clip_frames(signal) == unpadded_trimmed.encoder_input(signal).shape[1] // 2 < 100
+    # Unpadded, the clip's frames are every frame: the same bits.
+    np.testing.assert_array_equal(make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER,
+                                               "pool_frames": "clip"}, RATE).extract(signal), plain.extract(signal))
+    assert "pool_frames" not in padded.config() and own.config()["pool_frames"] == "clip"
+    with pytest.raises(ValueError, match="pool_frames is 'window'"):
+        make_recipe({"recipe": "whisper_layers", "model": TINY_WHISPER, "pool_frames": "window"}, RATE)
 
 
 def test_clip_normalization_scales_each_states_statistics_over_the_width():

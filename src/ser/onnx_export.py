@@ -126,6 +126,10 @@ def check_exportable(predictor: Predictor, model_dir) -> None:
     if recipe.name not in FEATURE_GRAPHS + NUMPY_RECIPES:
         raise ExportRefused(f"{model_dir}: feature recipe {recipe.name!r} is unknown to the ONNX export (known: "
                             f"{', '.join(FEATURE_GRAPHS + NUMPY_RECIPES)}); add it to ser.onnx_export")
+    if recipe.options.get("pool_frames", "all") != "all":
+        raise ExportRefused(f"{model_dir}: feature recipe {recipe.name!r} with pool_frames: "
+                            f"{recipe.options['pool_frames']} cannot be exported to ONNX: the exported graph pools over "
+                            f"every frame the encoder gives")
     recorded = predictor.card.feature_recipe.get("weights_sha256")
     current = recipe.provenance().get("weights_sha256")
     if recorded is not None and current != recorded:

@@ -16,7 +16,10 @@ from one instruction set to another; one encoder per core makes int8 as fast as
 float32 on an AVX2-only CPU, where one encoder on two threads was 1.5x slower
 (README, "Whisper on the CPU"). By default a clip is encoded at its own length,
 not padded to Whisper's 30 s window: `pad_to_30s: true` restores the seed's
-behaviour (see README for the measured trade).
+behaviour (see README for the measured trade). `whisper_layers` padded pools
+over all 1500 frames of the window (`pool_frames: all`) or only over the
+frames of the clip's own audio (`pool_frames: clip`, what an unpadded pass
+would have: docs/other_corpora.md, "Padding to Whisper's 30 s window").
 """
 
 from __future__ import annotations
@@ -259,14 +262,19 @@ class WhisperLayerStatistics(FeatureRecipe):
     standardize = "element"
 
     def __init__(self, sample_rate: int, model: str = "Systran/faster-whisper-base", pad_to_30s: bool = False,
-                 trim_db: float | None = None, normalize: str | None = None):
+                 trim_db: float | None = None, normalize: str | None = None, pool_frames: str = "all"):
         if sample_rate != WHISPER_RATE:
             raise ValueError(f"Whisper needs audio at {WHISPER_RATE} Hz; audio.sample_rate is {sample_rate}")
         if normalize not in (None, "clip"):
             raise ValueError(f"whisper_layers: normalize is {normalize!r}; give null or clip")
-        kept = {"normalize": normalize} if normalize else {}  # absent when off: older caches and cards stay valid
+        if pool_frames not in ("all", "clip"):
+            raise ValueError(f"whisper_layers: pool_frames is {pool_frames!r}; give all or clip")
+        # Absent at their defaults, so that older caches and cards stay valid.
+        kept = {**({"normalize": normalize} if normalize else {}),
+                **({"pool_frames": pool_frames} if pool_frames != "all" else {})}
         super().__init__(sample_rate, model=model, pad_to_30s=pad_to_30s, trim_db=trim_db, **kept)
         self.model_name, self.pad_to_30s, self.trim_db, self.normalize = model, pad_to_30s, trim_db, normalize
+        self.pool_frames = pool_frames
         self._encoder = None
         self._shape = None
 
@@ -313,18 +321,32 @@ class WhisperLayerStatistics(FeatureRecipe):
     def encoder_input(self, signal: np.ndarray) -> np.ndarray:
         """The encoder's input for one clip, (n_mels, 2 x frames): the recipe's trimming and padding, then the
         log-mel, in numpy (the exported ONNX encoder, ser.onnx_runtime, takes the same)."""
-        if not np.all(np.isfinite(signal)):
-            raise ValueError("the signal contains NaN/Inf samples")
-        if self.trim_db is not None:  # leading and trailing frames quieter than the peak by trim_db
-            signal = librosa.effects.trim(signal, top_db=self.trim_db)[0]
+        signal = self.trimmed(signal)
         if self.pad_to_30s:
             signal = np.pad(signal[:WINDOW_SAMPLES], (0, max(0, WINDOW_SAMPLES - len(signal))))
         log_mel = whisper_log_mel(signal[:WINDOW_SAMPLES])
         log_mel = log_mel[:, : max(2, log_mel.shape[1] // 2 * 2)]  # the encoder's stride-2 convolution
         return np.ascontiguousarray(log_mel)
 
+    def trimmed(self, signal: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(signal)):
+            raise ValueError("the signal contains NaN/Inf samples")
+        if self.trim_db is not None:  # leading and trailing frames quieter than the peak by trim_db
+            signal = librosa.effects.trim(signal, top_db=self.trim_db)[0]
+        return signal
+
+    def clip_frames(self, signal: np.ndarray) -> int:
+        """Encoder frames of the clip's own audio: what encoder_input gives unpadded (one log-mel frame per
+        hop, the last dropped, an even count of at least 2), halved by the stride-2 convolution."""
+        samples = min(len(self.trimmed(signal)), WINDOW_SAMPLES)
+        return max(2, samples // HOP // 2 * 2) // 2
+
     def extract(self, signal: np.ndarray) -> np.ndarray:
-        statistics = hidden_state_statistics(self.hidden_states(signal))
+        states = self.hidden_states(signal)
+        if self.pool_frames == "clip":
+            frames = self.clip_frames(signal)
+            states = [state[:, :frames] for state in states]
+        statistics = hidden_state_statistics(states)
         if self.normalize == "clip":
             statistics = normalize_per_clip(statistics)
         return statistics
