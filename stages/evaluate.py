@@ -16,6 +16,7 @@ from ser.corpus import EMOTIONS
 from ser.corpus_holdout import score_run, summarize
 from ser.evaluation import SUMMARIZED, classification_metrics, plot_confusion, repeated_summary, result_record
 from ser.features import load_feature_cache
+from ser.features.whisper import padding_of
 from ser.inference import predict_partition
 from ser.io import read_json, write_json
 from ser.runtime import pick_device, set_torch_threads
@@ -94,6 +95,7 @@ def evaluate_corpus_holdout(paths, params, device) -> None:
     metrics = {**summarize(scored), "validation_accuracy": validation, "arch": card.arch,
                "protocol": "leave_one_corpus_out",
                "standardize_within": within, "layers": card.model_options.get("layers", "all"),
+               "padding": padding_of(card.feature_recipe),
                "device": card.device, "runs": scored}
     write_json(paths.metrics, metrics)
     write_json(paths.results / "leave_one_corpus_out" / f"{card.arch}.json",

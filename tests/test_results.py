@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from ser.features.whisper import padding_of
 from ser.results import main, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,3 +88,17 @@ def test_leave_one_corpus_out_rows_name_the_whisper_states_the_model_read(tmp_pa
         path.write_text(json.dumps({**result, **({} if layers is None else {"layers": layers})}))
         text = render(readme, path.parents[1], [])
         assert f"| {label}, 5 repeats | emodb | 454 | 79.41 ± 0.47 |" in text, layers
+    for padding, label in (("clip_frames", "`whisper_mlp`, states 2–5, padded to 30 s, own frames, within corpus"),
+                           ("window", "`whisper_mlp`, states 2–5, padded to 30 s, within corpus"),
+                           ("none", "`whisper_mlp`, states 2–5, within corpus")):
+        path = tmp_path / padding / "leave_one_corpus_out" / "whisper_mlp.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "padding": padding}))
+        assert f"| {label}, 5 repeats | emodb |" in render(readme, path.parents[1], []), padding
+
+
+def test_a_recipes_padding_is_read_from_its_config():
+    assert padding_of({"recipe": "whisper_layers", "pad_to_30s": False}) == "none"
+    assert padding_of({"recipe": "whisper_layers", "pad_to_30s": True}) == "window"
+    assert padding_of({"recipe": "whisper_layers", "pad_to_30s": True, "pool_frames": "clip"}) == "clip_frames"
+    assert padding_of({"recipe": "mfcc"}) == "none"

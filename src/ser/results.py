@@ -182,6 +182,11 @@ def states(layers) -> str:
     return f"states {', '.join(map(str, layers))}, "
 
 
+def padding(value) -> str:
+    """How a Whisper model's clips were encoded, for a table's label: "" at their own length (the default)."""
+    return {None: "", "none": "", "window": "padded to 30 s, ", "clip_frames": "padded to 30 s, own frames, "}[value]
+
+
 def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     """Leave one corpus out: each corpus's 4-class and shared-class UA, batch-adapted and one recording at a
     time, mean ± std over repeats, and the mean over corpora (a repeat's mean over its corpora)."""
@@ -193,7 +198,8 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
         return f"{percent(entry[key])} ± {percent(entry[key + '_std'])}"
 
     for arch, result in sorted(results.items()):
-        model = f"`{arch}`, {states(result.get('layers', 'all'))}within {result['standardize_within']}, " \
+        model = f"`{arch}`, {states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
+                f"within {result['standardize_within']}, " \
                 f"{result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]

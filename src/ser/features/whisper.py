@@ -240,6 +240,14 @@ class WhisperEmbedding(FeatureRecipe):
 STATISTICS = ("mean", "std")
 
 
+def padding_of(recipe_config: dict) -> str:
+    """How a recipe's clips reach the encoder: "none" (at their own length), "window" (padded to 30 s, pooled over
+    the window) or "clip_frames" (padded, pooled over the clip's own frames); a recipe's config as a card keeps it."""
+    if not recipe_config.get("pad_to_30s"):
+        return "none"
+    return "clip_frames" if recipe_config.get("pool_frames") == "clip" else "window"
+
+
 def hidden_state_statistics(states) -> np.ndarray:
     """[states, 2, width]: the mean and the (population) standard deviation of each state over its frames."""
     import torch
