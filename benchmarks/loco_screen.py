@@ -156,6 +156,26 @@ def nested(results: list[dict]) -> dict:
     return {"chosen": {c: chosen[c]["variant"] for c in corpora}, "four_class_ua": scores}
 
 
+def screen_clips(features_dir: str, manifest_path: str):
+    """What every screen reads from the leave-one-corpus-out workspace: the cache rows of the original clips the
+    protocol uses (RAVDESS's speech, every clip of the others) and their manifest rows, plus the augmented copies
+    of those clips with each copy's source as a row of the clips (empty where the cache holds no copies)."""
+    cache, index, _ = load_feature_cache(features_dir)
+    manifest = pd.read_parquet(manifest_path).set_index("clip_id")
+    original = (index["copy"] == 0).to_numpy()
+    clips = manifest.loc[index["clip_id"][original]].reset_index()
+    speech = ((clips["corpus"] != "ravdess") | (clips["vocal_channel"] == "speech")).to_numpy()
+    if clips["corpus"].nunique() < 3:
+        raise SystemExit(f"{features_dir}: needs the cache of at least 3 corpora (run the leave_one_corpus_out "
+                         f"experiment first); it holds {sorted(clips['corpus'].unique())}")
+    # A copy's source as a row of `clips` (the speech originals), -1 where its source is not one of them.
+    position = pd.Series(np.arange(int(speech.sum())), index=clips["clip_id"][speech].to_numpy())
+    copy_source = index["clip_id"][~original].map(position).fillna(-1).astype(int).to_numpy()
+    copy_cache = np.asarray(cache)[~original][copy_source >= 0]
+    copy_source = copy_source[copy_source >= 0]
+    return np.asarray(cache)[original][speech], clips[speech].reset_index(drop=True), copy_cache, copy_source
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", default="data/features")
@@ -163,20 +183,7 @@ def main():
     parser.add_argument("--variants", default=json.dumps(VARIANTS), help="a JSON list of variants")
     parser.add_argument("--out", default="reports/benchmarks/loco_screen.json")
     args = parser.parse_args()
-    cache, index, _ = load_feature_cache(args.features)
-    manifest = pd.read_parquet(args.manifest).set_index("clip_id")
-    original = (index["copy"] == 0).to_numpy()
-    clips = manifest.loc[index["clip_id"][original]].reset_index()
-    speech = ((clips["corpus"] != "ravdess") | (clips["vocal_channel"] == "speech")).to_numpy()
-    if clips["corpus"].nunique() < 3:
-        raise SystemExit(f"{args.features}: needs the cache of at least 3 corpora (run the leave_one_corpus_out "
-                         f"experiment first); it holds {sorted(clips['corpus'].unique())}")
-    # A copy's source as a row of `clips` (the speech originals), -1 where its source is not one of them.
-    position = pd.Series(np.arange(int(speech.sum())), index=clips["clip_id"][speech].to_numpy())
-    copy_source = index["clip_id"][~original].map(position).fillna(-1).astype(int).to_numpy()
-    copy_cache = np.asarray(cache)[~original][copy_source >= 0]
-    copy_source = copy_source[copy_source >= 0]
-    cache, clips = np.asarray(cache)[original][speech], clips[speech].reset_index(drop=True)
+    cache, clips, copy_cache, copy_source = screen_clips(args.features, args.manifest)
     results = []
     for variant in tqdm(json.loads(args.variants), desc="variants"):
         started = time.perf_counter()

@@ -30,19 +30,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
+from ser.adaptation import shrunk_statistics
 from ser.corpus import EMOTIONS
 from ser.cross_corpus import cross_corpus_scores
 from ser.evaluation import current_commit, describe_machine
-from ser.features import load_feature_cache
 from ser.io import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adaptation_curve import deal  # noqa: E402
-from loco_screen import standardized_within  # noqa: E402
+from loco_screen import screen_clips, standardized_within  # noqa: E402
 
 STATES = [2, 3, 4, 5]
 SIZES = [5, 10, 20, 50]
@@ -63,6 +62,7 @@ def fold_scores(features, clips, labels, training, tested, draws: int) -> dict:
     train, _ = standardized_within(features[training], clips["corpus"].to_numpy()[training])
     mean, std = train.mean(0), train.std(0) + 1e-6
     pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
+    prior = {"mean": pooled_mean, "std": pooled_std}
     model = LogisticRegression(C=0.01, max_iter=300, class_weight="balanced").fit((train - mean) / std,
                                                                                   labels[training])
     training_spread = model.decision_function((train - mean) / std).var(0)
@@ -77,9 +77,9 @@ def fold_scores(features, clips, labels, training, tested, draws: int) -> dict:
                 statistic = {name: np.zeros(len(x)) for name in THRESHOLDS}
                 adapted = np.zeros((len(x), len(EMOTIONS)))
                 for group in deal(group_clips, size, how, np.random.default_rng([draw, size])):
-                    weight = len(group) / (len(group) + PRIOR_FILES)
-                    group_mean = weight * x[group].mean(0) + (1 - weight) * pooled_mean
-                    group_std = np.sqrt(weight * x[group].var(0) + (1 - weight) * pooled_std ** 2)
+                    shrunk = shrunk_statistics({"mean": x[group].mean(0), "std": x[group].std(0)}, prior,
+                                               len(group), PRIOR_FILES)  # as `ser predict --adapt` does
+                    group_mean, group_std = np.asarray(shrunk["mean"]), np.asarray(shrunk["std"])
                     adapted[group] = probabilities_of(model, ((x[group] - group_mean) / group_std - mean) / std)
                     spread = (alone_scores[group].var(0) / training_spread).mean() if len(group) > 1 else np.inf
                     statistic["spread"][group] = spread
@@ -112,13 +112,8 @@ def main():
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--out", default="reports/benchmarks/one_emotion_screen.json")
     args = parser.parse_args()
-    cache, index, _ = load_feature_cache(args.features)
-    manifest = pd.read_parquet(args.manifest).set_index("clip_id")
-    original = (index["copy"] == 0).to_numpy()
-    clips = manifest.loc[index["clip_id"][original]].reset_index()
-    speech = ((clips["corpus"] != "ravdess") | (clips["vocal_channel"] == "speech")).to_numpy()
-    features = np.asarray(cache)[original][speech][:, STATES].reshape(int(speech.sum()), -1).astype(np.float32)
-    clips = clips[speech].reset_index(drop=True)
+    cache, clips, _, _ = screen_clips(args.features, args.manifest)
+    features = cache[:, STATES].reshape(len(cache), -1).astype(np.float32)
     labels = clips["emotion"].map(EMOTIONS.index).to_numpy()
     corpora = sorted(clips["corpus"].unique())
     side = lambda names: clips["corpus"].isin(names).to_numpy()  # noqa: E731
