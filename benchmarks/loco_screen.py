@@ -20,7 +20,19 @@ inner screen chose) has not looked at X. A variant sets:
 - classes: all | four: train on every clip, or on the clips of the four scored classes only (calm as neutral);
 - statistics: both | mean: the states' mean and std over frames, or their mean alone;
 - copies: false | true: the training corpora's augmented copies (the cache's copy > 0 rows, made by
-  `augment`, e.g. with `augment.channel`) train beside their clips, standardized on their clip's group.
+  `augment`, e.g. with `augment.channel`) train beside their clips, standardized on their clip's group;
+- nuisance: 0 | k: the k principal directions of the training side's speaker means (pooled-standardized)
+  projected out of every view (nuisance attribute projection, Campbell et al. 2006): speakers of acted corpora
+  voice every emotion, so their means carry voice and channel, not emotion;
+- single_view: false | true: the training rows also train as one recording is scored (pooled statistics), as
+  `adaptation.single_view` trains them;
+- group_view: false | true: the training rows also train as `ser predict --adapt` scores a group of n: each
+  corpus's rows in seeded random groups of n = 1, 5, 10, 20, 50 in turn, on the group's statistics shrunk
+  towards the pooled ones (ser.adaptation.shrunk_statistics, 5 files);
+- swap_view: false | true: the training rows also train pooled-standardized and moved from their speaker's
+  mean to a random training speaker's (seeded): one recording of a voice and channel the row never had;
+- instance: false | true: each clip's vector of each state z-scored over its own elements (a gain and offset
+  per clip removed, one file alone).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
+from ser.adaptation import shrunk_statistics
 from ser.corpus import EMOTIONS
 from ser.cross_corpus import FOUR_CLASSES, cross_corpus_scores
 from ser.evaluation import current_commit, describe_machine
@@ -52,7 +65,47 @@ VARIANTS = [{"within": "corpus"}, {"within": "speaker"}, {"within": "corpus", "p
             {"within": "corpus", "classes": "four"}, {"within": "corpus", "statistics": "mean"},
             {"within": "corpus", "layers": [2, 3, 4, 5], "classes": "four"},
             # Added in the session of 2026-12-07 (third): augmented copies on the training side (item 6).
-            {"within": "corpus", "layers": [2, 3, 4, 5], "copies": True}]
+            {"within": "corpus", "layers": [2, 3, 4, 5], "copies": True},
+            # Added in the session of 2026-12-07 (fourth), on the padded cache: the single-recording gap.
+            {"within": "corpus", "layers": [2, 3, 4, 5], "nuisance": 8},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "nuisance": 24},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "single_view": True},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "instance": True},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "group_view": True},
+            {"within": "corpus", "layers": [2, 3, 4, 5], "swap_view": True}]
+
+
+def swap_view(features: np.ndarray, speakers: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each row moved from its speaker's mean to that of a speaker drawn at random (seeded)."""
+    names, position = np.unique(speakers, return_inverse=True)
+    means = np.stack([features[position == i].mean(0) for i in range(len(names))])
+    drawn = np.random.default_rng(seed).integers(len(names), size=len(features))
+    return features - means[position] + means[drawn]
+
+
+def group_view(features: np.ndarray, corpora: np.ndarray, prior: dict, seed: int = 0) -> np.ndarray:
+    """Each corpus's rows standardized in seeded random groups of 1, 5, 10, 20, 50 (in turn), each on its own
+    statistics shrunk towards `prior` as `ser predict --adapt` shrinks a group's."""
+    out = np.empty_like(features)
+    generator = np.random.default_rng(seed)
+    for corpus in np.unique(corpora):
+        rows = generator.permutation(np.flatnonzero(corpora == corpus))
+        start, turn = 0, 0
+        while start < len(rows):
+            group = rows[start:start + (1, 5, 10, 20, 50)[turn % 5]]
+            own = {"mean": features[group].mean(0), "std": features[group].std(0)}
+            shrunk = shrunk_statistics(own, prior, len(group), 5)
+            out[group] = (features[group] - np.asarray(shrunk["mean"])) / (np.asarray(shrunk["std"]) + 1e-6)
+            start, turn = start + len(group), turn + 1
+    return out
+
+
+def nuisance_projection(features: np.ndarray, speakers: np.ndarray, directions: int) -> np.ndarray:
+    """I - V V^T, V the leading `directions` principal axes of the speakers' mean vectors (centered)."""
+    means = np.stack([features[speakers == s].mean(0) for s in np.unique(speakers)])
+    _, _, axes = np.linalg.svd(means - means.mean(0), full_matrices=False)
+    leading = axes[:directions].T
+    return np.eye(features.shape[1], dtype=features.dtype) - leading @ leading.T
 
 
 def standardized_within(values: np.ndarray, groups: np.ndarray, copies: np.ndarray | None = None,
@@ -86,6 +139,14 @@ def four_class_ua(features, clips, labels, training, tested, variant, copies=Non
     """Batch-adapted and single-recording 4-class UA of `tested` clips, trained on `training` ones (and, with
     the variant's `copies`, on the augmented copies of those clips: `copies` is (features, source clip row))."""
     within = clips[variant.get("within", "corpus")].to_numpy()
+    if variant.get("nuisance", 0):
+        # In the training side's pooled units, so that no dimension's scale decides the axes.
+        centre, scale = features[training].mean(0), features[training].std(0) + 1e-6
+        projection = nuisance_projection((features[training] - centre) / scale,
+                                         clips["speaker"].to_numpy()[training], variant["nuisance"])
+        features = ((features - centre) / scale) @ projection
+        if copies is not None:
+            copies = (((copies[0] - centre) / scale) @ projection, copies[1])
     copy_features = copy_source = None
     if variant.get("copies", False):
         on_training_side = training[copies[1]]
@@ -101,6 +162,17 @@ def four_class_ua(features, clips, labels, training, tested, variant, copies=Non
     if train_copies is not None:
         train = np.concatenate([train, train_copies])
         targets = np.concatenate([targets, labels[copy_source]])
+    if variant.get("single_view", False):
+        train = np.concatenate([train, (features[training] - pooled_mean) / pooled_std])
+        targets = np.concatenate([targets, labels[training]])
+    if variant.get("swap_view", False):
+        pooled = (features[training] - pooled_mean) / pooled_std
+        train = np.concatenate([train, swap_view(pooled, clips["speaker"].to_numpy()[training])])
+        targets = np.concatenate([targets, labels[training]])
+    if variant.get("group_view", False):
+        prior = {"mean": pooled_mean, "std": pooled_std}
+        train = np.concatenate([train, group_view(features[training], clips["corpus"].to_numpy()[training], prior)])
+        targets = np.concatenate([targets, labels[training]])
     kept = np.ones(len(targets), dtype=bool)
     if variant.get("classes", "all") == "four":
         targets = np.where(targets == EMOTIONS.index("calm"), EMOTIONS.index("neutral"), targets)
@@ -125,6 +197,8 @@ def screen(cache: np.ndarray, clips: pd.DataFrame, variant: dict, copy_cache=Non
         block = block if states == "all" else block[:, states]
         if variant.get("statistics", "both") == "mean":
             block = block[:, :, :1]
+        if variant.get("instance", False):
+            block = (block - block.mean(-1, keepdims=True)) / (block.std(-1, keepdims=True) + 1e-6)
         return block.reshape(len(block), -1).astype(np.float32)
 
     features = chosen(cache)

@@ -94,7 +94,8 @@ def evaluate_corpus_holdout(paths, params, device) -> None:
     validation = float(np.mean([run["validation_accuracy"] for run in scored]))
     metrics = {**summarize(scored), "validation_accuracy": validation, "arch": card.arch,
                "protocol": "leave_one_corpus_out",
-               "standardize_within": within, "layers": card.model_options.get("layers", "all"),
+               "standardize_within": within, "single_view": params.adaptation.single_view,
+               "layers": card.model_options.get("layers", "all"),
                "padding": padding_of(card.feature_recipe),
                "device": card.device, "runs": scored}
     write_json(paths.metrics, metrics)

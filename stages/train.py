@@ -9,7 +9,7 @@ import time
 import pandas as pd
 from dvclive import Live
 
-from ser.adaptation import effective_within, record_adaptation, run_view
+from ser.adaptation import effective_within, record_adaptation, training_views
 from ser.checkpoint import run_model_dir, save_checkpoint
 from ser.archs import check_archs
 from ser.config import as_plain, load_params
@@ -74,10 +74,12 @@ def main():
             name = names[repeat, fold]
             seed = repeat_seed(params.train.seed, repeat)
             within = effective_within(params.adaptation.within, assignment)
-            view = run_view(features, index, assignment, within, per)
+            view, second_view = training_views(features, index, assignment, within, arch_params.train, per,
+                                               params.adaptation.single_view)
             state, card = train_model(arch, arch_params, view, index, assignment, feature_recipe=recipe,
                                       seed=seed, batch_size=params.train.batch_size, device=device,
-                                      standardize_per=per, logger=live, metric_prefix=f"{name}/" if name else "")
+                                      standardize_per=per, logger=live, metric_prefix=f"{name}/" if name else "",
+                                      second_view=second_view)
             card = dataclasses.replace(card, split=split_record(params, assignment, repeat, fold, len(runs)),
                                        params=params_record(params, card.trained_on["augmented_copies"] > 0),
                                        commit=code)

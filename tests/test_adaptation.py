@@ -131,3 +131,36 @@ def test_a_known_group_takes_its_training_clips_statistics_and_an_unheard_one_it
     assert effective_within("corpus", two) == "corpus"
     with pytest.raises(ValueError, match="adaptation.within"):
         effective_within("session", two)
+
+
+def test_the_single_recording_view_is_the_pooled_training_statistics_labels_unseen():
+    from types import SimpleNamespace
+
+    from ser.adaptation import training_views
+
+    features, index, clips = cache()
+    # Corpus a trains (a2 validates), corpus b is left out.
+    assignment = clips.assign(partition=["train", "validation", "train", "test", "test", "test"])
+    recipe = SimpleNamespace(refit=True, augmented_copies=False)
+    view, single = training_views(features, index, assignment, "corpus", recipe, "element", single_view=True)
+    np.testing.assert_array_equal(view, training_views(features, index, assignment, "corpus", recipe, "element",
+                                                       single_view=False)[0])
+    trained = [0, 2, 3]  # the refit's rows: a's originals, the validation clip's included, no copy
+    np.testing.assert_allclose(single[trained].mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(single[trained].std(0), 1, atol=1e-3)
+    # A lone recording of the unheard corpus keeps its offset: the groups' view takes it away.
+    assert single[4:].mean() > 2 and abs(view[4:].mean()) < 0.1
+    selection = SimpleNamespace(refit=False, augmented_copies=False)  # the validation clip's statistics left out
+    np.testing.assert_allclose(training_views(features, index, assignment, "corpus", selection, "element",
+                                              True)[1][[0, 3]].mean(0), 0, atol=1e-3)
+    # Labels are never read; a tested clip's features move only its own row.
+    relabelled = assignment.assign(emotion=assignment["emotion"].sample(frac=1, random_state=3).to_numpy())
+    np.testing.assert_array_equal(single, training_views(features, index, relabelled, "corpus", recipe, "element",
+                                                         True)[1])
+    moved = features.copy()
+    moved[5] += np.float16(3)
+    changed = training_views(moved, index, assignment, "corpus", recipe, "element", True)[1]
+    np.testing.assert_array_equal(np.delete(changed, 5, 0), np.delete(single, 5, 0))
+    # Without groups (or unasked) there is no second view: the model trains on the pooled one already.
+    assert training_views(features, index, assignment, "none", recipe, "element", True)[1] is None
+    assert training_views(features, index, assignment, "corpus", recipe, "element", False)[1] is None

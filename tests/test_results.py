@@ -95,6 +95,11 @@ def test_leave_one_corpus_out_rows_name_the_whisper_states_the_model_read(tmp_pa
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "padding": padding}))
         assert f"| {label}, 5 repeats | emodb |" in render(readme, path.parents[1], []), padding
+    path = tmp_path / "single_view" / "leave_one_corpus_out" / "whisper_mlp.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "single_view": True}))
+    assert "| `whisper_mlp`, states 2–5, within corpus + single-recording view, 5 repeats | emodb |" in \
+        render(readme, path.parents[1], [])
 
 
 def test_a_recipes_padding_is_read_from_its_config():

@@ -279,3 +279,27 @@ def test_the_curves_reach_dvclive_under_the_runs_prefix_with_the_refit_beside_th
                for curve in logger.values.values() for value in curve.values())
     assert logger.step == 4
     assert card.device == "cpu" and card.refit["epochs"] == card.best_epoch
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_a_second_view_trains_beside_the_first_which_alone_selects_and_standardizes(refit):
+    manifest, index, informative = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    blind = np.random.default_rng(5).normal(size=informative.shape).astype(np.float32)  # no emotion in it
+    recipe = arch(refit=refit, augmented_copies=False)
+    common = dict(seed=3, batch_size=16, device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    alone_state, alone = train_model("whisper_mlp", recipe, blind, index, split, **common)
+    both_state, both = train_model("whisper_mlp", recipe, blind, index, split, second_view=informative, **common)
+    rows = refit_rows(index, split, copies=False) if refit else None
+    # The standardization is the first view's, on the rows the kept model trained on.
+    expected = fit_standardization(blind, np.sort(rows)) if refit else alone.standardization
+    assert both.standardization == alone.standardization == expected
+    # Selection reads the first view alone: blind there, whatever the second taught.
+    assert both.best_validation_accuracy < 0.5 and alone.best_validation_accuracy < 0.5
+
+    def accuracy(state, card):
+        model = restore_model(card, state, torch.device("cpu"))
+        _, actual, predicted = predict_partition(model, informative, index, split, card.standardization, "cpu")
+        return (actual == predicted).mean()
+
+    assert accuracy(both_state, both) >= 0.7 > 0.4 > accuracy(alone_state, alone)

@@ -16,6 +16,9 @@ A model trained this way records in its card (`adaptation`):
 - `after`: the standardization it then applied (the pooled statistics of the group-standardized rows).
 The card's `standardization` is `prior` followed by `after` in one step (`compose`), so a single
 recording takes the same path as with any other model.
+With `adaptation.single_view` the training clips also train as a single recording is scored (`prior`
+then `after`, `single_recording_view`), so the model has met a corpus's offset from the pooled statistics
+before it meets an unheard corpus's in a lone file.
 
 A group of one emotion is the hard case: its own statistics then remove part of the emotion itself.
 Shrinking a small group's statistics towards the prior (`prior_files`) limits what a few recordings
@@ -158,6 +161,28 @@ def record_adaptation(card: ModelCard, features: np.ndarray, index: pd.DataFrame
     prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
     adaptation = {"within": within, "prior": prior, "after": card.standardization, "prior_files": prior_files}
     return dataclasses.replace(card, adaptation=adaptation, standardization=compose(prior, card.standardization))
+
+
+def single_recording_view(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, recipe,
+                          per: str) -> np.ndarray:
+    """The cache as a model trained within groups scores one recording: standardized on the pooled raw
+    statistics of the rows it trains on (the card's `prior`, record_adaptation), whatever the recording's group.
+
+    Trained on beside the group view (`adaptation.single_view`), the training clips then also carry their
+    corpus's offset from the pooled statistics, as a lone recording of an unheard corpus does."""
+    prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
+    return standardize_array(features, prior, per)
+
+
+def training_views(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, within: str, recipe,
+                   per: str, single_view: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the view a run's model trains and is selected on, a second view its training rows also train on, or
+    None): `run_view`, and with `single_view` the single recording's view where the run trains within groups
+    (without groups it is the first view already)."""
+    view = run_view(features, index, assignment, within, per)
+    if not single_view or within == "none":
+        return view, None
+    return view, single_recording_view(features, index, assignment, recipe, per)
 
 
 def model_view(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, card: ModelCard,

@@ -242,6 +242,7 @@ class Augment:
 class Adaptation:
     within: Literal["corpus", "speaker", "none"]
     prior_files: float
+    single_view: bool = False  # the training clips also train as one recording is scored (single_recording_view)
 
 
 @dataclass(frozen=True)

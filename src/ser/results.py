@@ -199,7 +199,7 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
 
     for arch, result in sorted(results.items()):
         model = f"`{arch}`, {states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
-                f"within {result['standardize_within']}, " \
+                f"within {result['standardize_within']}{' + single-recording view' if result.get('single_view') else ''}, " \
                 f"{result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]

@@ -99,10 +99,16 @@ class Fit:
 
 
 def start_fit(arch: str, arch_params: Arch, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
-              rows: np.ndarray, *, seed: int, standardize_per: str, device) -> Fit:
-    """A fresh model seeded with `seed`, to train on the cache `rows`, standardized on those rows only."""
+              rows: np.ndarray, *, seed: int, standardize_per: str, device, second_view: np.ndarray | None = None) -> Fit:
+    """A fresh model seeded with `seed`, to train on the cache `rows`, standardized on those rows only.
+    With `second_view` (the cache seen another way, e.g. ser.adaptation.single_recording_view), the same rows
+    of it train too, with the same labels, and the standardization stays that of `features`' rows."""
     seed_everything(seed)
     data = Batches.of_rows(features, index, assignments, rows)
+    if second_view is not None:
+        second = Batches.of_rows(second_view, index, assignments, rows)
+        data = Batches(torch.cat([data.features, second.features.to(data.features.dtype)]),
+                       torch.cat([data.labels, second.labels]))
     standardization = fit_standardization(features, np.sort(rows), per=standardize_per)
     model = build_model(arch, tuple(features.shape[1:]), len(EMOTIONS), **arch_params.model).to(device)
     recipe = arch_params.train
@@ -116,14 +122,15 @@ def progress_label(kind: str, arch: str, metric_prefix: str) -> str:
 
 def refit_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
                 *, seed: int, batch_size: int, device, standardize_per: str, learning_rates: list[float],
-                logger=None, metric_prefix: str = "", progress: bool = True) -> tuple[dict, dict, dict, dict | None]:
+                logger=None, metric_prefix: str = "", progress: bool = True,
+                second_view: np.ndarray | None = None) -> tuple[dict, dict, dict, dict | None]:
     """Train afresh on the training and validation clips for len(learning_rates) epochs, epoch e at
     learning_rates[e - 1]: the selection run's schedule up to its best epoch, so nothing is chosen on
     clips the model trains on. Returns (state_dict, its standardization, the card's `refit`, the arch's
     after-training record)."""
     rows = refit_rows(index, assignments, copies=arch_params.train.augmented_copies)
     fit = start_fit(arch, arch_params, features, index, assignments, rows, seed=seed,
-                    standardize_per=standardize_per, device=device)
+                    standardize_per=standardize_per, device=device, second_view=second_view)
     bar = tqdm(learning_rates, desc=progress_label("refit", arch, metric_prefix), unit="epoch", disable=not progress)
     for epoch, lr in enumerate(bar, start=1):
         for group in fit.optimizer.param_groups:
@@ -143,13 +150,15 @@ def refit_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
 def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, feature_recipe: dict, seed: int, batch_size: int, device: torch.device,
                 standardize_per: str = "channel", logger=None, metric_prefix: str = "",
-                progress: bool = True) -> tuple[dict, ModelCard]:
+                progress: bool = True, second_view: np.ndarray | None = None) -> tuple[dict, ModelCard]:
     """Train `arch` on one run's `assignments`; return (state_dict, card).
 
     `batch_size` is the pipeline's default; the arch's recipe overrides it where its seed fixes one.
     `feature_recipe` is the cache's and `standardize_per` its `standardize` (channel or element).
     The state is the best validation epoch's, or, with the recipe's `refit`, a second model trained on
     the training and validation clips together for that many epochs (`refit_model`).
+    `second_view` (an array like `features`) trains beside it on the same rows (start_fit); validation
+    reads `features` alone.
 
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several runs apart in one Live, each starting at step 0.
@@ -160,7 +169,7 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     if len(rows["train"]) == 0 or len(rows["validation"]) == 0:
         raise ValueError("the split left no training or no validation clips; check split params")
     fit = start_fit(arch, arch_params, features, index, assignments, rows["train"], seed=seed,
-                    standardize_per=standardize_per, device=device)
+                    standardize_per=standardize_per, device=device, second_view=second_view)
     model, optimizer = fit.model, fit.optimizer
     validation = Batches.of_rows(features, index, assignments, rows["validation"])
     epochs = recipe.epochs
@@ -207,7 +216,7 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     state, card.standardization, card.refit, card.logistic = refit_model(
         arch, arch_params, features, index, assignments, seed=seed, batch_size=batch_size, device=device,
         standardize_per=standardize_per, learning_rates=learning_rates[:best["epoch"]], logger=logger,
-        metric_prefix=metric_prefix, progress=progress)
+        metric_prefix=metric_prefix, progress=progress, second_view=second_view)
     if logger is not None:  # DVCLive's step (and summary) stays the selection run's last epoch
         logger.step = epoch - 1
         logger.make_summary()
