@@ -67,6 +67,19 @@ def test_uploaded_clip_shows_every_probability(browser, page_url, tmp_path):
     page.close()
 
 
+def test_the_page_names_the_corpora_the_models_card_says_it_trained_on(model_dir):
+    from types import SimpleNamespace
+
+    from ser.predict import Predictor
+    from ser.webapp import trained_corpora
+
+    card = Predictor(model_dir, device="cpu").card
+    assert trained_corpora(card) == ", ".join(card.trained_on["corpora"])
+    several = SimpleNamespace(trained_on={"corpora": ["emodb", "emovo", "turev"]})
+    assert trained_corpora(several) == "emodb, emovo, turev"
+    assert trained_corpora(SimpleNamespace(trained_on=None)) == "ravdess"  # a card older than the record
+
+
 def test_a_clip_without_speech_says_so_and_claims_no_emotion(browser, page_url, tmp_path):
     clip = tmp_path / "tone.wav"
     sf.write(clip, tone(3, 1, 44100, 2.0, stereo=True), 44100)

@@ -198,9 +198,9 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
         return f"{percent(entry[key])} ± {percent(entry[key + '_std'])}"
 
     for arch, result in sorted(results.items()):
+        view = " + single-recording view" if result.get("single_view") else ""
         model = f"`{arch}`, {states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
-                f"within {result['standardize_within']}{' + single-recording view' if result.get('single_view') else ''}, " \
-                f"{result['repeats']} repeats"
+                f"within {result['standardize_within']}{view}, {result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]
             lines.append(f"| {model} | {corpus} | {batch['n']} | {cell(batch, 'four_class_ua')} "

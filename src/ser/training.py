@@ -99,7 +99,8 @@ class Fit:
 
 
 def start_fit(arch: str, arch_params: Arch, features: np.ndarray, index: pd.DataFrame, assignments: pd.DataFrame,
-              rows: np.ndarray, *, seed: int, standardize_per: str, device, second_view: np.ndarray | None = None) -> Fit:
+              rows: np.ndarray, *, seed: int, standardize_per: str, device,
+              second_view: np.ndarray | None = None) -> Fit:
     """A fresh model seeded with `seed`, to train on the cache `rows`, standardized on those rows only.
     With `second_view` (the cache seen another way, e.g. ser.adaptation.single_recording_view), the same rows
     of it train too, with the same labels, and the standardization stays that of `features`' rows."""

@@ -27,6 +27,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import soundfile as sf  # noqa: E402
 
+from .corpora import RAVDESS  # noqa: E402
 from .predict import FAILED, NO_SPEECH, Predictor  # noqa: E402
 
 # Two minutes of 48 kHz stereo 16-bit WAV; compressed formats hold far more, which MAX_SECONDS bounds.
@@ -40,6 +41,11 @@ UNKNOWN_FRAMES = 2 ** 63 - 1
 
 # System fonts only: the default theme pulls Google Fonts, which offline machines cannot reach.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def trained_corpora(card) -> str:
+    """The corpora a model's card says it trained on; RAVDESS for a card older than that record."""
+    return ", ".join((card.trained_on or {}).get("corpora") or [RAVDESS])
 
 
 def header_seconds(path: str | Path) -> float | None:
@@ -91,8 +97,8 @@ def build_app(predictor: Predictor, max_upload_mb: float | None = MAX_UPLOAD_MB,
                                                   max_upload_mb and f"{max_upload_mb:g} MB") if limit)
         gr.Markdown("## Speech emotion recognition\nUpload or record a clip of speech or song"
                     f"{f' (at most {limits})' if limits else ''}: the model "
-                    f"(`{predictor.card.arch}`, trained on RAVDESS) gives the probability of each of "
-                    f"its {len(predictor.labels)} emotions.")
+                    f"(`{predictor.card.arch}`, trained on {trained_corpora(predictor.card)}) gives the probability "
+                    f"of each of its {len(predictor.labels)} emotions.")
         with gr.Row():
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording")
             with gr.Column():
