@@ -74,7 +74,7 @@ def test_the_page_names_the_corpora_the_models_card_says_it_trained_on(model_dir
     from ser.webapp import trained_corpora
 
     card = Predictor(model_dir, device="cpu").card
-    assert trained_corpora(card) == ", ".join(card.trained_on["corpora"])
+    assert trained_corpora(card) == ", ".join((card.trained_on or {}).get("corpora") or ["ravdess"])
     several = SimpleNamespace(trained_on={"corpora": ["emodb", "emovo", "turev"]})
     assert trained_corpora(several) == "emodb, emovo, turev"
     assert trained_corpora(SimpleNamespace(trained_on=None)) == "ravdess"  # a card older than the record
