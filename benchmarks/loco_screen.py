@@ -75,11 +75,16 @@ VARIANTS = [{"within": "corpus"}, {"within": "speaker"}, {"within": "corpus", "p
             {"within": "corpus", "layers": [2, 3, 4, 5], "swap_view": True}]
 
 
+def group_means(features: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's group as a row of the means, each group's mean), groups in sorted order."""
+    _, position = np.unique(groups, return_inverse=True)
+    return position, np.stack([features[position == i].mean(0) for i in range(position.max() + 1)])
+
+
 def swap_view(features: np.ndarray, speakers: np.ndarray, seed: int = 0) -> np.ndarray:
     """Each row moved from its speaker's mean to that of a speaker drawn at random (seeded)."""
-    names, position = np.unique(speakers, return_inverse=True)
-    means = np.stack([features[position == i].mean(0) for i in range(len(names))])
-    drawn = np.random.default_rng(seed).integers(len(names), size=len(features))
+    position, means = group_means(features, speakers)
+    drawn = np.random.default_rng(seed).integers(len(means), size=len(features))
     return features - means[position] + means[drawn]
 
 
@@ -102,7 +107,7 @@ def group_view(features: np.ndarray, corpora: np.ndarray, prior: dict, seed: int
 
 def nuisance_projection(features: np.ndarray, speakers: np.ndarray, directions: int) -> np.ndarray:
     """I - V V^T, V the leading `directions` principal axes of the speakers' mean vectors (centered)."""
-    means = np.stack([features[speakers == s].mean(0) for s in np.unique(speakers)])
+    _, means = group_means(features, speakers)
     _, _, axes = np.linalg.svd(means - means.mean(0), full_matrices=False)
     leading = axes[:directions].T
     return np.eye(features.shape[1], dtype=features.dtype) - leading @ leading.T
@@ -155,24 +160,25 @@ def four_class_ua(features, clips, labels, training, tested, variant, copies=Non
                                               None if copy_source is None else within[copy_source])
     mean, std = train.mean(0), train.std(0) + 1e-6
     pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
+    pooled = lambda rows: (features[rows] - pooled_mean) / pooled_std  # noqa: E731  as one recording is scored
     views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested])[0] - mean) / std,
-             "single": ((features[tested] - pooled_mean) / pooled_std - mean) / std}
+             "single": (pooled(tested) - mean) / std}
     model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")
     targets = labels[training]
     if train_copies is not None:
         train = np.concatenate([train, train_copies])
         targets = np.concatenate([targets, labels[copy_source]])
+    # Second views of the training rows, each with the rows' own labels.
+    second_views = []
     if variant.get("single_view", False):
-        train = np.concatenate([train, (features[training] - pooled_mean) / pooled_std])
-        targets = np.concatenate([targets, labels[training]])
+        second_views.append(pooled(training))
     if variant.get("swap_view", False):
-        pooled = (features[training] - pooled_mean) / pooled_std
-        train = np.concatenate([train, swap_view(pooled, clips["speaker"].to_numpy()[training])])
-        targets = np.concatenate([targets, labels[training]])
+        second_views.append(swap_view(pooled(training), clips["speaker"].to_numpy()[training]))
     if variant.get("group_view", False):
-        prior = {"mean": pooled_mean, "std": pooled_std}
-        train = np.concatenate([train, group_view(features[training], clips["corpus"].to_numpy()[training], prior)])
-        targets = np.concatenate([targets, labels[training]])
+        second_views.append(group_view(features[training], clips["corpus"].to_numpy()[training],
+                                       {"mean": pooled_mean, "std": pooled_std}))
+    train = np.concatenate([train, *second_views])
+    targets = np.concatenate([targets] + [labels[training]] * len(second_views))
     kept = np.ones(len(targets), dtype=bool)
     if variant.get("classes", "all") == "four":
         targets = np.where(targets == EMOTIONS.index("calm"), EMOTIONS.index("neutral"), targets)

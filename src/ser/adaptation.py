@@ -151,6 +151,12 @@ def adapted_standardization(card: ModelCard, own: dict, files: int, prior_files:
     return compose(shrunk_statistics(own, adaptation["prior"], files, weight), adaptation["after"])
 
 
+def training_prior(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, recipe, per: str) -> dict:
+    """The pooled raw statistics of the rows a run's kept model trains on (its `recipe`'s, ser.rows.final_model_rows):
+    the card's `prior`, what a lone recording is standardized with."""
+    return fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
+
+
 def record_adaptation(card: ModelCard, features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame,
                       recipe, within: str, prior_files: float, per: str) -> ModelCard:
     """`card` of a model trained on `run_view(..., within, per)`, with its `adaptation` and, as its
@@ -158,7 +164,7 @@ def record_adaptation(card: ModelCard, features: np.ndarray, index: pd.DataFrame
     the rows the model trained on (its `recipe`'s, ser.rows.final_model_rows) stand in."""
     if within == "none":
         return card
-    prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
+    prior = training_prior(features, index, assignment, recipe, per)
     adaptation = {"within": within, "prior": prior, "after": card.standardization, "prior_files": prior_files}
     return dataclasses.replace(card, adaptation=adaptation, standardization=compose(prior, card.standardization))
 
@@ -170,8 +176,7 @@ def single_recording_view(features: np.ndarray, index: pd.DataFrame, assignment:
 
     Trained on beside the group view (`adaptation.single_view`), the training clips then also carry their
     corpus's offset from the pooled statistics, as a lone recording of an unheard corpus does."""
-    prior = fit_standardization(features, np.sort(final_model_rows(index, assignment, recipe)), per=per)
-    return standardize_array(features, prior, per)
+    return standardize_array(features, training_prior(features, index, assignment, recipe, per), per)
 
 
 def training_views(features: np.ndarray, index: pd.DataFrame, assignment: pd.DataFrame, within: str, recipe,
