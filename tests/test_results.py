@@ -100,6 +100,13 @@ def test_leave_one_corpus_out_rows_name_the_whisper_states_the_model_read(tmp_pa
     path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "single_view": True}))
     assert "| `whisper_mlp`, states 2–5, within corpus + single-recording view, 5 repeats | emodb |" in \
         render(readme, path.parents[1], [])
+    for share, label in ((1, "logistic member alone (C = 0.0003), "), (0.75, "logistic member's share 0.75 (C = 0.0003), "),
+                         (0.5, "")):
+        path = tmp_path / f"share_{share}" / "leave_one_corpus_out" / "whisper_mlp.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "logistic_share": share, "logistic_c": 0.0003}))
+        assert f"| `whisper_mlp`, {label}states 2–5, within corpus, 5 repeats | emodb |" in \
+            render(readme, path.parents[1], []), share
 
 
 def test_a_recipes_padding_is_read_from_its_config():

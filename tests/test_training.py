@@ -303,3 +303,60 @@ def test_a_second_view_trains_beside_the_first_which_alone_selects_and_standardi
         return (actual == predicted).mean()
 
     assert accuracy(both_state, both) >= 0.7 > 0.4 > accuracy(alone_state, alone)
+
+
+def test_the_logistic_share_weights_the_members_average():
+    from ser.models import build_model
+    generator = torch.Generator().manual_seed(0)
+    inputs, labels = torch.randn(48, 2, 2, 4, generator=generator), np.arange(48) % 8
+    model = build_model("whisper_mlp", (2, 2, 4), 8, hidden=[4], logistic_c=1.0, logistic_share=0.75).eval()
+    model.fit_logistic(inputs, labels)
+    with torch.no_grad():
+        network = model.net(model.selected(inputs).flatten(1)).softmax(1)
+        member = model.logistic_logits(inputs).softmax(1)
+        torch.testing.assert_close(model(inputs).exp(), 0.75 * member + 0.25 * network, rtol=0, atol=1e-6)
+    assert model.trains_by_gradient
+    for share, problem in ((0, "logistic_share is 0"), (1.5, "logistic_share is 1.5"), (True, "logistic_share is True"),
+                           ("half", "logistic_share is 'half'")):
+        with pytest.raises(ValueError, match=problem):
+            build_model("whisper_mlp", (2, 2, 4), 8, logistic_c=1.0, logistic_share=share)
+    with pytest.raises(ValueError, match="logistic_c is null"):
+        build_model("whisper_mlp", (2, 2, 4), 8, logistic_share=1)
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_the_logistic_member_alone_trains_no_epoch_and_is_selected_on_validation(refit):
+    from sklearn.linear_model import LogisticRegression
+    from ser.rows import final_model_rows, labels_for, partition_rows
+    from ser.training import class_weight_values
+
+    manifest, index, features = toy_data()
+    split = assign_partitions(manifest, "random", test_fraction=0.25, validation_fraction=0.2, seed=1)
+    alone = arch({"logistic_c": 0.05, "logistic_share": 1}, refit=refit)
+    state, card = train_model("whisper_mlp", alone, features, index, split, seed=3, batch_size=16,
+                              device=torch.device("cpu"), progress=False, feature_recipe=FEATURES)
+    assert card.epochs_run == 0 and card.best_epoch == 0
+    assert card.refit is None if not refit else card.refit["epochs"] == 0
+
+    def member(rows):
+        mean, std = fit_standardization(features, rows)["mean"], fit_standardization(features, rows)["std"]
+        labels = labels_for(index, rows, split)
+        weights = class_weight_values(alone.train, labels)
+        x = ((features[rows] - np.asarray(mean)) / np.asarray(std)).astype(np.float64)
+        return LogisticRegression(C=0.05, max_iter=1000).fit(x, labels, sample_weight=weights[labels]), mean, std
+
+    # Chosen on validation clips it never fitted: its accuracy there is the training rows' fit's.
+    train_rows = np.sort(partition_rows(index, split, copies=True)["train"])
+    selection, mean, std = member(train_rows)
+    validation = np.sort(partition_rows(index, split)["validation"])
+    x = (features[validation] - np.asarray(mean)) / np.asarray(std)
+    expected = (selection.predict(x.astype(np.float64)) == labels_for(index, validation, split)).mean()
+    assert card.best_validation_accuracy == pytest.approx(expected, abs=1e-6) and expected >= 0.8
+    # The kept model predicts what the member fitted on the kept rows predicts, the network aside.
+    kept_rows = np.sort(final_model_rows(index, split, alone.train))
+    kept, mean, std = member(kept_rows)
+    model = restore_model(card, state, "cpu")
+    test = (torch.from_numpy(features[:24]) - torch.tensor(mean).float()) / torch.tensor(std).float()
+    with torch.no_grad():
+        torch.testing.assert_close(model(test).exp(), torch.from_numpy(kept.predict_proba(test.double().numpy())).float(),
+                                   rtol=0, atol=1e-4)

@@ -187,6 +187,16 @@ def padding(value) -> str:
     return {None: "", "none": "", "window": "padded to 30 s, ", "clip_frames": "padded to 30 s, own frames, "}[value]
 
 
+def members(result: dict) -> str:
+    """Which of whisper_mlp's members predict, for a table's label: "" where both do, equally (or unrecorded)."""
+    share = result.get("logistic_share")
+    if share is None or share == 0.5:
+        return ""
+    if share == 1:
+        return f"logistic member alone (C = {result['logistic_c']:g}), "
+    return f"logistic member's share {share:g} (C = {result['logistic_c']:g}), "
+
+
 def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
     """Leave one corpus out: each corpus's 4-class and shared-class UA, batch-adapted and one recording at a
     time, mean ± std over repeats, and the mean over corpora (a repeat's mean over its corpora)."""
@@ -199,7 +209,7 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
 
     for arch, result in sorted(results.items()):
         view = " + single-recording view" if result.get("single_view") else ""
-        model = f"`{arch}`, {states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
+        model = f"`{arch}`, {members(result)}{states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
                 f"within {result['standardize_within']}{view}, {result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]

@@ -132,7 +132,8 @@ def refit_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     rows = refit_rows(index, assignments, copies=arch_params.train.augmented_copies)
     fit = start_fit(arch, arch_params, features, index, assignments, rows, seed=seed,
                     standardize_per=standardize_per, device=device, second_view=second_view)
-    bar = tqdm(learning_rates, desc=progress_label("refit", arch, metric_prefix), unit="epoch", disable=not progress)
+    bar = tqdm(learning_rates, desc=progress_label("refit", arch, metric_prefix), unit="epoch",
+               disable=not progress or not learning_rates)
     for epoch, lr in enumerate(bar, start=1):
         for group in fit.optimizer.param_groups:
             group["lr"] = lr
@@ -148,6 +149,21 @@ def refit_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     return state_copy(fit.model), fit.standardization, refit, extra
 
 
+def closed_form_selection(fit: Fit, recipe: TrainRecipe, validation: Batches, device, logger,
+                          metric_prefix: str) -> dict:
+    """The selection run of a model that trains by its `after_training` step alone: that step on the training
+    rows, then scored on the validation clips, as an epoch is (its record as the best epoch, number 0)."""
+    fit.after_training(recipe)
+    logits = predict_logits(fit.model, validation, fit.standardization, device)
+    accuracy = (logits.argmax(1) == validation.labels).float().mean().item()
+    if logger is not None:
+        logger.step = 0
+        logger.log_metric(metric_prefix + "validation/loss", nn.functional.cross_entropy(logits, validation.labels).item())
+        logger.log_metric(metric_prefix + "validation/accuracy", accuracy)
+        logger.make_summary()
+    return {"accuracy": accuracy, "epoch": 0, "state": state_copy(fit.model)}
+
+
 def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.DataFrame,
                 assignments: pd.DataFrame, *, feature_recipe: dict, seed: int, batch_size: int, device: torch.device,
                 standardize_per: str = "channel", logger=None, metric_prefix: str = "",
@@ -159,7 +175,9 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
     The state is the best validation epoch's, or, with the recipe's `refit`, a second model trained on
     the training and validation clips together for that many epochs (`refit_model`).
     `second_view` (an array like `features`) trains beside it on the same rows (start_fit); validation
-    reads `features` alone.
+    reads `features` alone. A model that trains by its `after_training` step alone (not
+    `trains_by_gradient`) runs no epoch: that step on the training rows is scored on validation, and the
+    refit is the same step on the training and validation rows.
 
     `logger` is a DVCLive Live or None; `metric_prefix` (e.g. "fold_2/") keeps
     the curves of several runs apart in one Live, each starting at step 0.
@@ -178,8 +196,12 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
 
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
     learning_rates = []  # each epoch's, for a refit
+    if not model.trains_by_gradient:
+        epochs = 0
+        best = closed_form_selection(fit, recipe, validation, device, logger, metric_prefix)
+    epoch = 0
     bar = tqdm(range(1, epochs + 1), desc=progress_label("train", arch, metric_prefix), unit="epoch",
-               disable=not progress)
+               disable=not progress or not epochs)
     for epoch in bar:
         learning_rates.append(optimizer.param_groups[0]["lr"])
         train_loss, train_accuracy = fit.train_one_epoch(batch_size, device)
@@ -219,6 +241,6 @@ def train_model(arch: str, arch_params: Arch, features: np.ndarray, index: pd.Da
         standardize_per=standardize_per, learning_rates=learning_rates[:best["epoch"]], logger=logger,
         metric_prefix=metric_prefix, progress=progress, second_view=second_view)
     if logger is not None:  # DVCLive's step (and summary) stays the selection run's last epoch
-        logger.step = epoch - 1
+        logger.step = max(epoch - 1, 0)
         logger.make_summary()
     return state, card

@@ -17,6 +17,12 @@ class Network(nn.Module):
         logistic member) does it here; what it returns goes into the model card. Most archs have nothing to fit."""
         return None
 
+    @property
+    def trains_by_gradient(self) -> bool:
+        """False where nothing that gradient steps would change reaches a prediction (whisper_mlp with
+        `logistic_share: 1`): training then skips the epochs and only `after_training` fits."""
+        return True
+
 
 _ARCHS: dict[str, type[Network]] = {}
 

@@ -21,6 +21,10 @@ on (`fit_logistic`). The model then returns the log of the two members' mean
 class probabilities. Across speakers the strongly penalized linear member
 generalizes at least as well as the MLP, and the two err on other clips
 (docs/experiments.md, "Whisper: every layer"). null keeps the MLP alone, as the seed has it.
+`logistic_share` is the member's weight in that mean (0.5: equal). At 1 the
+member alone predicts; the MLP, which would then reach no prediction, is not
+trained (on corpora never heard, the member alone travels furthest:
+docs/other_corpora.md, "How much of the average each member carries").
 """
 
 from __future__ import annotations
@@ -56,10 +60,13 @@ def chosen_states(layers, n_states: int) -> list[int]:
 @register("whisper_mlp")
 class WhisperMLP(Network):
     def __init__(self, input_shape, n_classes: int, hidden=(256, 128), dropout: float = 0.3,
-                 layers="all", statistics=STATISTICS, logistic_c: float | None = None):
+                 layers="all", statistics=STATISTICS, logistic_c: float | None = None, logistic_share: float = 0.5):
         super().__init__()
         if logistic_c is not None and not float(logistic_c) > 0:
             raise ValueError(f"logistic_c is {logistic_c!r}: expected a positive number (scikit-learn's C) or null")
+        if isinstance(logistic_share, bool) or not isinstance(logistic_share, (int, float)) or not 0 < logistic_share <= 1:
+            raise ValueError(f"logistic_share is {logistic_share!r}: expected a number in (0, 1], the logistic member's "
+                             f"share of the averaged probabilities")
         if not statistics or any(s not in STATISTICS for s in statistics):
             raise ValueError(f"statistics {statistics!r}: expected a list of {', '.join(STATISTICS)}")
         if len(input_shape) == 1:  # one pooled vector per clip
@@ -80,6 +87,9 @@ class WhisperMLP(Network):
         layers_.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers_)
         self.logistic_c = None if logistic_c is None else float(logistic_c)
+        if logistic_c is None and logistic_share == 1:
+            raise ValueError("logistic_share is 1 (the logistic member alone) but logistic_c is null (no member)")
+        self.logistic_share = float(logistic_share)
         if self.logistic_c is not None:
             # Buffers, not parameters: no gradient step touches them, and zeros draw nothing from the
             # seeded generator, so the MLP member trains exactly as it does alone.
@@ -99,7 +109,13 @@ class WhisperMLP(Network):
             return logits
         # Returned as log-probabilities, which any caller's softmax or argmax reads as logits.
         # (Floored, so a class both members rule out stays finite.)
-        return torch.log(((logits.softmax(1) + self.logistic_logits(features).softmax(1)) / 2).clamp_min(1e-30))
+        share = self.logistic_share
+        return torch.log((share * self.logistic_logits(features).softmax(1) + (1 - share) * logits.softmax(1))
+                         .clamp_min(1e-30))
+
+    @property
+    def trains_by_gradient(self) -> bool:
+        return self.logistic_c is None or self.logistic_share < 1
 
     def logistic_logits(self, features):
         """The logistic-regression member's logits alone."""
