@@ -32,7 +32,9 @@ inner screen chose) has not looked at X. A variant sets:
 - swap_view: false | true: the training rows also train pooled-standardized and moved from their speaker's
   mean to a random training speaker's (seeded): one recording of a voice and channel the row never had;
 - instance: false | true: each clip's vector of each state z-scored over its own elements (a gain and offset
-  per clip removed, one file alone).
+  per clip removed, one file alone);
+- whiten: 0 | s: each group also whitened on its own correlations shrunk by s towards the identity
+  (`whitened_within`), one recording on the pooled training side's; 0 = standardization alone.
 """
 
 from __future__ import annotations
@@ -129,6 +131,21 @@ def standardized_within(values: np.ndarray, groups: np.ndarray, copies: np.ndarr
     return out, out_copies
 
 
+def whitened_within(values: np.ndarray, groups: np.ndarray, shrink: float) -> np.ndarray:
+    """Each group standardized, then whitened on its own correlations shrunk towards the identity:
+    (R + shrink I)^(-1/2) z, R = V diag(e) V^T from the group's rows (correlation alignment, Sun et al. 2016).
+    `shrink` weighs the identity: large, it is standardization alone."""
+    out = np.empty_like(values)
+    for group in np.unique(groups):
+        rows = groups == group
+        z = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
+        _, singular, axes = np.linalg.svd(z, full_matrices=False)
+        eigen = singular ** 2 / len(z)
+        along = z @ axes.T
+        out[rows] = (z - along @ axes) / np.sqrt(shrink) + (along / np.sqrt(eigen + shrink)) @ axes
+    return out
+
+
 def em_priors(probabilities: np.ndarray, training_prior: np.ndarray, iterations: int = 50) -> np.ndarray:
     prior = training_prior.copy()
     for _ in range(iterations):
@@ -158,11 +175,20 @@ def four_class_ua(features, clips, labels, training, tested, variant, copies=Non
         copy_features, copy_source = copies[0][on_training_side], copies[1][on_training_side]
     train, train_copies = standardized_within(features[training], within[training], copy_features,
                                               None if copy_source is None else within[copy_source])
-    mean, std = train.mean(0), train.std(0) + 1e-6
+    batch = standardized_within(features[tested], clips["corpus"].to_numpy()[tested])[0]
     pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
     pooled = lambda rows: (features[rows] - pooled_mean) / pooled_std  # noqa: E731  as one recording is scored
-    views = {"batch": (standardized_within(features[tested], clips["corpus"].to_numpy()[tested])[0] - mean) / std,
-             "single": (pooled(tested) - mean) / std}
+    if variant.get("whiten"):
+        # Whitened within the same groups; one recording with the pooled training side's correlations.
+        train = whitened_within(features[training], within[training], variant["whiten"])
+        batch = whitened_within(features[tested], clips["corpus"].to_numpy()[tested], variant["whiten"])
+        z = pooled(training)
+        _, singular, axes = np.linalg.svd(z, full_matrices=False)
+        scale = 1 / np.sqrt(singular ** 2 / len(z) + variant["whiten"]) - 1 / np.sqrt(variant["whiten"])
+        pooled = lambda rows: ((features[rows] - pooled_mean) / pooled_std) / np.sqrt(variant["whiten"]) + (  # noqa: E731
+            (((features[rows] - pooled_mean) / pooled_std) @ axes.T) * scale) @ axes
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    views = {"batch": (batch - mean) / std, "single": (pooled(tested) - mean) / std}
     model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")
     targets = labels[training]
     if train_copies is not None:
