@@ -62,15 +62,17 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def whisper_model(tmp_path_factory, corpus):
     """The default arch (whisper_mlp with its logistic member, on whisper_layers features as params.yaml sets
-    them) as two runs with their own standardizations, the logistic member fitted on the synthetic corpus."""
+    them) as two runs with their own standardizations, the logistic member fitted on the synthetic corpus;
+    the second run's member predicts alone (`logistic_share: 1`, the leave-one-corpus-out model's)."""
     clips, _ = corpus
     arch = PARAMS["archs"]["whisper_mlp"]
     recipe = make_recipe(arch["features"], RATE)
     features = np.stack([recipe.extract(load_audio(path, RATE)) for path in clips])
     labels = np.array([parse_name(path).emotion_index for path in clips])
     root = tmp_path_factory.mktemp("whisper_model")
-    options = {**arch["model"], "hidden": [32, 16]}
-    for run, seed, rows in (("repeat_1", 0, np.arange(len(clips))), ("repeat_2", 1, np.arange(0, len(clips), 2))):
+    for run, seed, rows, share in (("repeat_1", 0, np.arange(len(clips)), 0.5),
+                                   ("repeat_2", 1, np.arange(0, len(clips), 2), 1)):
+        options = {**arch["model"], "hidden": [32, 16], "logistic_share": share}
         torch.manual_seed(seed)
         standardization = fit_standardization(features, rows, per="element")
         model = build_model("whisper_mlp", recipe.shape, len(EMOTIONS), **options).eval()
