@@ -96,6 +96,7 @@ def evaluate_corpus_holdout(paths, params, device) -> None:
                "protocol": "leave_one_corpus_out",
                "standardize_within": within, "single_view": params.adaptation.single_view,
                "layers": card.model_options.get("layers", "all"),
+               "statistics": card.model_options.get("statistics", ["mean", "std"]),
                "logistic_share": card.model_options.get("logistic_share", 0.5) if card.model_options.get("logistic_c") else None,
                "logistic_c": card.model_options.get("logistic_c"),
                "padding": padding_of(card.feature_recipe),

@@ -107,6 +107,10 @@ def test_leave_one_corpus_out_rows_name_the_whisper_states_the_model_read(tmp_pa
         path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "logistic_share": share, "logistic_c": 0.0003}))
         assert f"| `whisper_mlp`, {label}states 2–5, within corpus, 5 repeats | emodb |" in \
             render(readme, path.parents[1], []), share
+    path = tmp_path / "means" / "leave_one_corpus_out" / "whisper_mlp.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**result, "layers": [2, 3, 4, 5], "statistics": ["mean"]}))
+    assert "| `whisper_mlp`, states 2–5, means only, within corpus, 5 repeats | emodb |" in render(readme, path.parents[1], [])
 
 
 def test_a_recipes_padding_is_read_from_its_config():

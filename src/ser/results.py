@@ -187,6 +187,11 @@ def padding(value) -> str:
     return {None: "", "none": "", "window": "padded to 30 s, ", "clip_frames": "padded to 30 s, own frames, "}[value]
 
 
+def statistics(result: dict) -> str:
+    """Which statistics over frames a model read, for a table's label: "" for the default mean and std."""
+    return "means only, " if result.get("statistics") == ["mean"] else ""
+
+
 def members(result: dict) -> str:
     """Which of whisper_mlp's members predict, for a table's label: "" where both do, equally (or unrecorded)."""
     share = result.get("logistic_share")
@@ -209,7 +214,8 @@ def corpus_holdout_table(results: dict[str, dict], ci_archs: set[str]) -> str:
 
     for arch, result in sorted(results.items()):
         view = " + single-recording view" if result.get("single_view") else ""
-        model = f"`{arch}`, {members(result)}{states(result.get('layers', 'all'))}{padding(result.get('padding'))}" \
+        model = f"`{arch}`, {members(result)}{states(result.get('layers', 'all'))}{statistics(result)}" \
+                f"{padding(result.get('padding'))}" \
                 f"within {result['standardize_within']}{view}, {result['repeats']} repeats"
         for corpus, entry in result["corpora"].items():
             batch, single = entry["batch"], entry["single"]
