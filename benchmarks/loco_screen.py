@@ -6,7 +6,8 @@ Reads the feature cache and manifest that `dvc exp run -S split.protocol=leave_o
 'prepare.corpora=[emodb,emovo,turev]'` leaves in the workspace (RAVDESS's speech clips and the other
 corpora's, original clips only). A logistic regression (the default arch's member, scikit-learn's C)
 stands in for the whole model, a minute per variant instead of 25: it ranks variants, the pipeline
-then measures the one chosen.
+then measures the one chosen. For the kept leave-one-corpus-out model (`logistic_share: 1`, the member
+alone) it is the whole model: the same fit on the same rows.
 
 For each corpus X (outer): train on the others, score X batch-adapted (X standardized on its own
 statistics) and one recording at a time (the training corpora's pooled statistics), EmoBox's 4-class
