@@ -132,18 +132,21 @@ def standardized_within(values: np.ndarray, groups: np.ndarray, copies: np.ndarr
     return out, out_copies
 
 
+def whitener(z: np.ndarray, shrink: float):
+    """x -> (R + shrink I)^(-1/2) x, R = V diag(e) V^T the correlations of the standardized rows `z`
+    (correlation alignment, Sun et al. 2016). `shrink` weighs the identity: large, it leaves x as it is
+    (up to scale)."""
+    _, singular, axes = np.linalg.svd(z, full_matrices=False)
+    scale = 1 / np.sqrt(singular ** 2 / len(z) + shrink) - 1 / np.sqrt(shrink)
+    return lambda x: x / np.sqrt(shrink) + ((x @ axes.T) * scale) @ axes
+
+
 def whitened_within(values: np.ndarray, groups: np.ndarray, shrink: float) -> np.ndarray:
-    """Each group standardized, then whitened on its own correlations shrunk towards the identity:
-    (R + shrink I)^(-1/2) z, R = V diag(e) V^T from the group's rows (correlation alignment, Sun et al. 2016).
-    `shrink` weighs the identity: large, it is standardization alone."""
-    out = np.empty_like(values)
+    """Each group standardized, then whitened on its own correlations (`whitener`)."""
+    out = standardized_within(values, groups)[0]
     for group in np.unique(groups):
         rows = groups == group
-        z = (values[rows] - values[rows].mean(0)) / (values[rows].std(0) + 1e-6)
-        _, singular, axes = np.linalg.svd(z, full_matrices=False)
-        eigen = singular ** 2 / len(z)
-        along = z @ axes.T
-        out[rows] = (z - along @ axes) / np.sqrt(shrink) + (along / np.sqrt(eigen + shrink)) @ axes
+        out[rows] = whitener(out[rows], shrink)(out[rows])
     return out
 
 
@@ -174,20 +177,22 @@ def four_class_ua(features, clips, labels, training, tested, variant, copies=Non
     if variant.get("copies", False):
         on_training_side = training[copies[1]]
         copy_features, copy_source = copies[0][on_training_side], copies[1][on_training_side]
-    train, train_copies = standardized_within(features[training], within[training], copy_features,
-                                              None if copy_source is None else within[copy_source])
-    batch = standardized_within(features[tested], clips["corpus"].to_numpy()[tested])[0]
+    tested_corpora = clips["corpus"].to_numpy()[tested]
     pooled_mean, pooled_std = features[training].mean(0), features[training].std(0) + 1e-6
     pooled = lambda rows: (features[rows] - pooled_mean) / pooled_std  # noqa: E731  as one recording is scored
     if variant.get("whiten"):
+        if copy_features is not None:
+            raise SystemExit("a variant with whiten cannot also train on copies (their whitening is not defined here)")
         # Whitened within the same groups; one recording with the pooled training side's correlations.
-        train = whitened_within(features[training], within[training], variant["whiten"])
-        batch = whitened_within(features[tested], clips["corpus"].to_numpy()[tested], variant["whiten"])
-        z = pooled(training)
-        _, singular, axes = np.linalg.svd(z, full_matrices=False)
-        scale = 1 / np.sqrt(singular ** 2 / len(z) + variant["whiten"]) - 1 / np.sqrt(variant["whiten"])
-        pooled = lambda rows: ((features[rows] - pooled_mean) / pooled_std) / np.sqrt(variant["whiten"]) + (  # noqa: E731
-            (((features[rows] - pooled_mean) / pooled_std) @ axes.T) * scale) @ axes
+        shrink = variant["whiten"]
+        train, train_copies = whitened_within(features[training], within[training], shrink), None
+        batch = whitened_within(features[tested], tested_corpora, shrink)
+        standardized, pooled_whitener = pooled, whitener(pooled(training), shrink)
+        pooled = lambda rows: pooled_whitener(standardized(rows))  # noqa: E731
+    else:
+        train, train_copies = standardized_within(features[training], within[training], copy_features,
+                                                  None if copy_source is None else within[copy_source])
+        batch = standardized_within(features[tested], tested_corpora)[0]
     mean, std = train.mean(0), train.std(0) + 1e-6
     views = {"batch": (batch - mean) / std, "single": (pooled(tested) - mean) / std}
     model = LogisticRegression(C=variant.get("C", 0.01), max_iter=300, class_weight="balanced")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ser  # noqa: F401  first, before numpy loads: the same arithmetic on every CPU (see ser/__init__.py)
 
 import argparse
+import dataclasses
 import itertools
 import time
 from pathlib import Path
@@ -38,13 +39,12 @@ from ser.corpus import EMOTIONS
 from ser.cross_corpus import cross_corpus_scores
 from ser.evaluation import current_commit, describe_machine
 from ser.features import load_feature_cache
-from ser.inference import Batches, partition_logits
+from ser.inference import partition_logits
 from ser.io import write_json
 from ser.rows import final_model_rows
 from ser.runtime import pick_device, set_torch_threads
 from ser.split import assign_corpus_folds, repeat_seed
-from ser.standardization import standardize
-from ser.training import class_weight_values, train_model
+from ser.training import start_fit, train_model
 
 MODES = ("batch", "single")
 
@@ -57,9 +57,7 @@ class Member(nn.Module):
         self.model, self.which = model, which
 
     def forward(self, features):
-        if self.which == "mlp":
-            return self.model.net(self.model.selected(features).flatten(1))
-        return self.model.logistic_logits(features)
+        return self.model.network_logits(features) if self.which == "mlp" else self.model.logistic_logits(features)
 
 
 def member_probabilities(params, features, index, recipe, assignment, device, cs) -> dict:
@@ -73,25 +71,22 @@ def member_probabilities(params, features, index, recipe, assignment, device, cs
     state, card = train_model(arch, arch_params, view, index, assignment, feature_recipe=recipe,
                               seed=repeat_seed(params.train.seed, 1), batch_size=params.train.batch_size,
                               device=device, standardize_per=per, progress=False, second_view=second_view)
-    after = card.standardization  # the fit's own standardization, before record_adaptation composes the prior
     card = record_adaptation(card, features, index, assignment, arch_params.train, within,
                              params.adaptation.prior_files, per)
     model = restore_model(card, state, device)
-    # The rows the kept model (and so its logistic member) trained on, standardized as it saw them.
-    rows = np.sort(final_model_rows(index, assignment, arch_params.train))
-    seen = [Batches.of_rows(v, index, assignment, rows) for v in (view, second_view) if v is not None]
-    inputs = standardize(torch.cat([part.features.to(seen[0].features.dtype) for part in seen]), after)
-    labels = torch.cat([part.labels for part in seen]).numpy()
-    weights = class_weight_values(arch_params.train, labels)
+    # The kept model's own rows, views and standardization (start_fit), so that its member refits as it was fitted.
+    fit = dataclasses.replace(start_fit(arch, arch_params, view, index, assignment,
+                                        final_model_rows(index, assignment, arch_params.train), seed=0,
+                                        standardize_per=per, device=device, second_view=second_view), model=model)
     views = {"batch": model_view(features, index, assignment, card, per), "single": (features, card.standardization)}
     out = {mode: {} for mode in MODES}
     trained = model.logistic_weight.clone()
-    model.fit_logistic(inputs, labels, None if weights is None else weights[labels])
+    fit.after_training(arch_params.train)
     if not torch.equal(trained, model.logistic_weight):  # the rows rebuilt here are the ones the member saw
         raise RuntimeError("the logistic member refitted on the rebuilt rows differs from the trained one")
     for c in cs:
         model.logistic_c = float(c)
-        model.fit_logistic(inputs, labels, None if weights is None else weights[labels])
+        fit.after_training(arch_params.train)
         for mode, (array, standardization) in views.items():
             _, actual, logits = partition_logits(Member(model, "logistic"), array, index, assignment, standardization,
                                                  device)

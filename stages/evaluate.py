@@ -19,6 +19,7 @@ from ser.features import load_feature_cache
 from ser.features.whisper import padding_of
 from ser.inference import predict_partition
 from ser.io import read_json, write_json
+from ser.models.whisper_mlp import STATISTICS
 from ser.runtime import pick_device, set_torch_threads
 from ser.split import run_names, runs_of
 from ser.stages import run_stage, stage_paths
@@ -96,9 +97,10 @@ def evaluate_corpus_holdout(paths, params, device) -> None:
                "protocol": "leave_one_corpus_out",
                "standardize_within": within, "single_view": params.adaptation.single_view,
                "layers": card.model_options.get("layers", "all"),
-               "statistics": card.model_options.get("statistics", ["mean", "std"]),
-               "logistic_share": card.model_options.get("logistic_share", 0.5) if card.model_options.get("logistic_c") else None,
-               "logistic_c": card.model_options.get("logistic_c"),
+               "statistics": card.model_options.get("statistics", list(STATISTICS)),
+               # As the restored model holds them (its defaults for a card that predates an option).
+               "logistic_c": getattr(model, "logistic_c", None),
+               "logistic_share": getattr(model, "logistic_share", None) if getattr(model, "logistic_c", None) else None,
                "padding": padding_of(card.feature_recipe),
                "device": card.device, "runs": scored}
     write_json(paths.metrics, metrics)

@@ -339,7 +339,7 @@ def test_the_logistic_member_alone_trains_no_epoch_and_is_selected_on_validation
     assert card.refit is None if not refit else card.refit["epochs"] == 0
 
     def member(rows):
-        mean, std = fit_standardization(features, rows)["mean"], fit_standardization(features, rows)["std"]
+        mean, std = (fit_standardization(features, rows)[key] for key in ("mean", "std"))
         labels = labels_for(index, rows, split)
         weights = class_weight_values(alone.train, labels)
         x = ((features[rows] - np.asarray(mean)) / np.asarray(std)).astype(np.float64)

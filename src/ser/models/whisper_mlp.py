@@ -104,7 +104,7 @@ class WhisperMLP(Network):
         return features.index_select(1, self.states).index_select(2, self.statistics).flatten(2)
 
     def forward(self, features):  # (batch, width) or (batch, states, 2, width)
-        logits = self.net(self.selected(features).flatten(1))
+        logits = self.network_logits(features)
         if self.logistic_c is None or not bool(self.logistic_fitted):
             return logits
         # Returned as log-probabilities, which any caller's softmax or argmax reads as logits.
@@ -116,6 +116,10 @@ class WhisperMLP(Network):
     @property
     def trains_by_gradient(self) -> bool:
         return self.logistic_c is None or self.logistic_share < 1
+
+    def network_logits(self, features):
+        """The MLP member's logits alone."""
+        return self.net(self.selected(features).flatten(1))
 
     def logistic_logits(self, features):
         """The logistic-regression member's logits alone."""
